@@ -1,0 +1,47 @@
+# `make run`: set up, fetch data, execute every notebook into reports/.
+# `make test`: set up, fetch data, run the whole test suite.
+# Needs only python3 (>= 3.10) and make; everything else goes into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= quick
+
+.PHONY: help install data run test test-unit test-notebooks lab bench clean
+
+help:
+	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
+	@echo "make test    the whole test suite (unit tests, then every notebook in the smoke profile)"
+	@echo "make lab     JupyterLab on notebooks/"
+	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (trainlab)" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(PY) -m trainlab fetch mnist fashion_mnist
+
+run: data
+	$(PY) -m trainlab report --profile $(PROFILE) --out reports notebooks/*.ipynb
+
+test: data
+	$(PY) -m pytest
+
+test-unit: data
+	$(PY) -m pytest -m "not notebook"
+
+lab: data
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: data
+	$(PY) benchmarks/mnist_time_to_accuracy.py
+
+clean:
+	rm -rf reports .pytest_cache

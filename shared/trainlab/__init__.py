@@ -1,0 +1,42 @@
+"""trainlab: the training harness shared by the trainlab notebooks.
+
+>>> import trainlab
+>>> spec = trainlab.Spec(dataset="mnist", depth=3, width=256, epochs=2)
+>>> run = trainlab.fit(spec)              # doctest: +SKIP
+>>> run.epochs                            # doctest: +SKIP
+
+Names are imported on first use, so `import trainlab` (and the CLI's answer to a bad
+flag) does not wait for torch to load.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "callbacks": ["Callback", "Clip", "EarlyStopping", "LivePlot", "Progress", "Schedule"],
+    "data": ["DataBundle", "DataError", "data_root", "fetch", "load_data"],
+    "device": ["resolve_device", "seed_everything"],
+    "models": ["build_model", "init_weights"],
+    "optim": ["build_optimizer", "lr_at"],
+    "probes": ["Probes", "activation_stats", "layer_stats"],
+    "run": ["Run"],
+    "spec": ["Spec", "SpecError", "grid"],
+    "train": ["Learner", "evaluate", "fit"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

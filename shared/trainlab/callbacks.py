@@ -1,0 +1,126 @@
+"""Everything optional in training, plugged into the loop from outside it.
+
+A callback overrides any of the hooks below; each receives the Learner, whose
+attributes (spec, model, optimizer, step, epoch, loss, grad_norm, lr, stop, log)
+it may read, and some of which it may set: `stop = True` ends the run after this
+step, and entries put in `log` become columns of the per-step history.
+
+>>> class PrintLoss(Callback):
+...     def after_epoch(self, learner):
+...         print(learner.epoch, learner.epoch_rows[-1]["val_loss"])
+>>> run = fit(Spec(subset=2000, epochs=2), callbacks=[PrintLoss()])  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .optim import lr_at, set_lr
+
+
+class Callback:
+    def before_fit(self, learner) -> None: ...
+    def before_epoch(self, learner) -> None: ...
+    def before_step(self, learner) -> None: ...
+    def after_backward(self, learner) -> None: ...
+    def after_step(self, learner) -> None: ...
+    def after_epoch(self, learner) -> None: ...
+    def after_fit(self, learner) -> None: ...
+
+
+class Schedule(Callback):
+    """Sets the LR of every step from the spec's schedule and warm-up."""
+
+    def before_step(self, learner) -> None:
+        learner.lr = lr_at(learner.spec, learner.step, learner.total_steps)
+        set_lr(learner.optimizer, learner.lr)
+
+
+class Clip(Callback):
+    """Gradient clipping by global norm and/or by value, after the unclipped norm is logged.
+
+    Logs `clipped`: whether this step's gradient was changed.
+    """
+
+    def __init__(self, max_norm: float | None = None, max_value: float | None = None):
+        self.max_norm, self.max_value = max_norm, max_value
+
+    def after_backward(self, learner) -> None:
+        params = [p for p in learner.params if p.grad is not None]
+        clipped = False
+        if self.max_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(params, self.max_norm, learner.grad_norm)
+            clipped = bool(learner.grad_norm > self.max_norm)
+        if self.max_value is not None:
+            over = any(bool((p.grad.abs() > self.max_value).any()) for p in params)
+            torch.nn.utils.clip_grad_value_(params, self.max_value)
+            clipped = clipped or over
+        learner.log["clipped"] = clipped
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("TRAINLAB_PROGRESS", "1") not in ("0", "false", "no")
+
+
+class Progress(Callback):
+    """A tqdm bar over all steps of the run, with the latest loss."""
+
+    def before_fit(self, learner) -> None:
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=learner.total_steps, desc="train", leave=False, unit="step")
+
+    def after_step(self, learner) -> None:
+        self.bar.update(1)
+        if learner.step % 20 == 0:
+            self.bar.set_postfix(loss=f"{learner.step_rows[-1]['loss']:.4f}", refresh=False)
+
+    def after_fit(self, learner) -> None:
+        self.bar.close()
+
+
+class LivePlot(Callback):
+    """Redraws train and validation loss after every epoch, in place, in a notebook."""
+
+    def before_fit(self, learner) -> None:
+        from IPython.display import display
+        import matplotlib.pyplot as plt
+        self.fig, self.ax = plt.subplots(figsize=(6, 3.5))
+        plt.close(self.fig)  # shown through the display handle only, not twice
+        self.handle = display(self.fig, display_id=True)
+
+    def after_epoch(self, learner) -> None:
+        import pandas as pd
+        steps, epochs = pd.DataFrame(learner.step_rows), pd.DataFrame(learner.epoch_rows)
+        per_epoch = max(learner.spec.steps_per_epoch, 1)
+        self.ax.clear()
+        self.ax.plot(steps["step"] / per_epoch, steps["loss"], alpha=0.35, label="train (per step)")
+        self.ax.plot(epochs["epoch"], epochs["val_loss"], "o-", label="validation")
+        self.ax.set(xlabel="epoch", ylabel="loss", title=f"epoch {learner.epoch + 1}/{learner.spec.epochs}")
+        self.ax.legend()
+        self.handle.update(self.fig)
+
+
+class EarlyStopping(Callback):
+    """Stops when validation loss has not improved for `patience` epochs and puts
+    back the weights of the best epoch."""
+
+    def __init__(self, patience: int = 3, min_delta: float = 0.0):
+        self.patience, self.min_delta = patience, min_delta
+
+    def before_fit(self, learner) -> None:
+        self.best, self.best_state, self.bad = float("inf"), None, 0
+
+    def after_epoch(self, learner) -> None:
+        val = learner.epoch_rows[-1]["val_loss"]
+        if val < self.best - self.min_delta:
+            self.best, self.bad = val, 0
+            self.best_state = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+            learner.extra["best_epoch"] = learner.epoch + 1
+        else:
+            self.bad += 1
+            learner.stop = self.bad >= self.patience
+
+    def after_fit(self, learner) -> None:
+        if self.best_state is not None:
+            learner.model.load_state_dict(self.best_state)

@@ -1,0 +1,85 @@
+"""Optimizers and learning-rate schedules from a spec.
+
+A schedule is a pure function of the step: `lr_at(spec, step, total)` is the LR the
+optimizer uses at that (0-based) step, so a schedule can be plotted and tested
+without training anything.
+
+>>> spec = Spec(lr=0.1, schedule="step", epochs=4, subset=1000, batch_size=100)
+>>> [round(lr_at(spec, s, 100), 4) for s in (0, 49, 50, 75, 99)]
+[0.1, 0.1, 0.01, 0.001, 0.001]
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .spec import Spec
+
+ONE_CYCLE_PEAK = 0.3     # fraction of training spent rising to the peak (Smith & Topin 2019)
+ONE_CYCLE_START = 1 / 25  # the one-cycle policy starts at lr / 25, as torch's OneCycleLR does
+
+
+def build_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
+    """The spec's optimizer over `params`. `weight_decay` is an L2 term, decoupled for AdamW."""
+    o, kw = spec.optimizer, dict(lr=spec.lr, weight_decay=spec.weight_decay)
+    if o in ("sgd", "nesterov"):
+        return torch.optim.SGD(params, momentum=spec.momentum, nesterov=o == "nesterov", **kw)
+    if o == "adagrad":
+        return torch.optim.Adagrad(params, **kw)
+    if o == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=spec.momentum, **kw)
+    if o == "adam":
+        return torch.optim.Adam(params, betas=spec.betas, **kw)
+    return torch.optim.AdamW(params, betas=spec.betas, **kw)
+
+
+def schedule_factor(name: str, t: float, final: float) -> float:
+    """The multiplier of the base LR at progress t in [0, 1] (0: first step, 1: last)."""
+    if name == "constant":
+        return 1.0
+    if name == "step":
+        # Two drops, at half and three quarters of training, that together reach `final`.
+        drop = math.sqrt(final)
+        return 1.0 if t < 0.5 else drop if t < 0.75 else final
+    if name == "exponential":
+        return final ** t
+    if name == "inverse_time":
+        # lr / (1 + k t), with k chosen so the last step reaches `final`.
+        return 1.0 / (1.0 + (1.0 / final - 1.0) * t)
+    if name == "cosine":
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+    if name == "one_cycle":
+        if t < ONE_CYCLE_PEAK:
+            u = t / ONE_CYCLE_PEAK
+            return ONE_CYCLE_START + (1.0 - ONE_CYCLE_START) * 0.5 * (1.0 - math.cos(math.pi * u))
+        u = (t - ONE_CYCLE_PEAK) / (1.0 - ONE_CYCLE_PEAK)
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * u))
+    raise ValueError(f"schedule: {name!r} is not known")
+
+
+def lr_at(spec: Spec, step: int, total: int) -> float:
+    """The LR at 0-based `step` of a run of `total` steps, warm-up included.
+
+    Warm-up (Goyal et al. 2017) ramps linearly from lr / warmup_steps up to the
+    scheduled value over the first `warmup_steps` steps.
+    """
+    t = step / max(total - 1, 1)
+    lr = spec.lr * schedule_factor(spec.schedule, min(t, 1.0), spec.final_lr_fraction)
+    if step < spec.warmup_steps:
+        lr *= (step + 1) / spec.warmup_steps
+    return lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def global_grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    """The L2 norm of all gradients together (0 when there are none)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads)

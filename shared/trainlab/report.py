@@ -1,0 +1,59 @@
+"""Execute notebooks headlessly with papermill and export them as HTML.
+
+`python -m trainlab report --profile quick --out reports notebooks/*.ipynb` writes
+`reports/<name>.ipynb` (executed) and `reports/<name>.html` for each notebook. A
+notebook that fails still leaves its executed copy, which shows the failing cell;
+its HTML is not written, and the command exits 1 after trying every notebook.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+PROFILES = ("smoke", "quick", "full")
+
+
+def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str | None = None) -> Path:
+    """Run one notebook with papermill; returns the executed copy's path."""
+    import papermill as pm
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / notebook.name
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name=kernel,
+                        cwd=str(notebook.parent), progress_bar=False)
+    return target
+
+
+def to_html(executed: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    html = executed.with_suffix(".html")
+    tmp = html.with_suffix(".html.part")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(html)
+    return html
+
+
+def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
+    if profile not in PROFILES:
+        print(f"trainlab: invalid profile: {profile!r}; expected one of {', '.join(PROFILES)}", file=sys.stderr)
+        return 2
+    missing = [str(n) for n in notebooks if not n.is_file()]
+    if missing or not notebooks:
+        print(f"trainlab: no such notebook: {', '.join(missing) or '(none given)'}", file=sys.stderr)
+        return 2
+    failed = []
+    for nb in notebooks:
+        t0 = time.perf_counter()
+        try:
+            executed = execute(nb, out_dir, {"profile": profile})
+            to_html(executed)
+            print(f"ok      {nb.name} ({time.perf_counter() - t0:.0f}s) -> {out_dir / nb.stem}.html")
+        except Exception as e:  # report every notebook, then fail
+            failed.append(nb.name)
+            print(f"FAILED  {nb.name}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+    if failed:
+        print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,308 @@
+"""The experiment spec: one flat, validated, serialisable description of a run.
+
+The same object is the papermill parameters, the widget defaults, the CLI flags,
+the cache key of a finished run and one point of a sweep. Validation happens once,
+when a spec is built, so no work starts on a bad value.
+
+>>> spec = Spec(dataset="mnist", depth=3, width=256, lr=1e-3)
+>>> spec.replace(lr=0.1).lr
+0.1
+>>> Spec(lr=-1)
+Traceback (most recent call last):
+...
+trainlab.spec.SpecError: lr: -1 is not allowed; expected a number > 0 and <= 100
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterable, Mapping
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# Training-set sizes, known before any download so that specs validate offline.
+TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
+SCALES = ("standard", "unit", "none")
+MODELS = ("mlp", "cnn")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "selu", "tanh", "sigmoid", "linear")
+INITS = (
+    "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal",
+    "kaiming_uniform", "kaiming_normal", "orthogonal", "lecun_normal",
+)
+NORMS = ("none", "batch", "layer")
+OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "one_cycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class SpecError(ValueError):
+    """A bad spec value. `field` names the offending field."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field = field_name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field_name}: {value!r} is not allowed; expected {allowed}")
+
+
+# --- field checkers -------------------------------------------------------------
+# Each returns the normalised value or raises SpecError. They are small so that
+# the table in Spec reads as documentation of what every field accepts.
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, v: Any) -> str:
+        if not isinstance(v, str) or v not in options:
+            raise SpecError(name, v, "one of " + ", ".join(options))
+        return v
+    return check
+
+
+def _number(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
+            optional: bool = False) -> Callable[[str, Any], float | None]:
+    lo_s = f"> {lo}" if lo_open else f">= {lo}"
+    hi_s = f"< {hi}" if hi_open else f"<= {hi}"
+    allowed = f"a number {lo_s} and {hi_s}" + (", or None" if optional else "")
+
+    def check(name: str, v: Any) -> float | None:
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SpecError(name, v, allowed)
+        ok_lo = v > lo if lo_open else v >= lo
+        ok_hi = v < hi if hi_open else v <= hi
+        if not (ok_lo and ok_hi):
+            raise SpecError(name, v, allowed)
+        return float(v)
+    return check
+
+
+def _integer(lo: int, hi: int, *, optional: bool = False) -> Callable[[str, Any], int | None]:
+    allowed = f"a whole number from {lo} to {hi}" + (", or None" if optional else "")
+
+    def check(name: str, v: Any) -> int | None:
+        if v is None and optional:
+            return None
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise SpecError(name, v, allowed)
+        return v
+    return check
+
+
+def _betas(name: str, v: Any) -> tuple[float, float]:
+    allowed = "two numbers, each >= 0 and < 1, e.g. (0.9, 0.999)"
+    if not isinstance(v, (tuple, list)) or len(v) != 2:
+        raise SpecError(name, v, allowed)
+    try:
+        return tuple(_number(0, 1, hi_open=True)(name, b) for b in v)  # type: ignore[return-value]
+    except SpecError:
+        raise SpecError(name, v, allowed) from None
+
+
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "dataset": _choice(DATASETS),
+    "subset": _integer(20, 1_000_000, optional=True),
+    "val_fraction": _number(0, 0.5),
+    "scale": _choice(SCALES),
+    "model": _choice(MODELS),
+    "depth": _integer(0, 200),
+    "width": _integer(1, 8192),
+    "activation": _choice(ACTIVATIONS),
+    "init": _choice(INITS),
+    "init_std": _number(0, 100, lo_open=True),
+    "bias_init": _number(-10, 10),
+    "norm": _choice(NORMS),
+    "dropout": _number(0, 1, hi_open=True),
+    "optimizer": _choice(OPTIMIZERS),
+    "lr": _number(0, 100, lo_open=True),
+    "momentum": _number(0, 1, hi_open=True),
+    "betas": _betas,
+    "weight_decay": _number(0, 10),
+    "batch_size": _integer(1, 1_000_000),
+    "epochs": _integer(1, 10_000),
+    "schedule": _choice(SCHEDULES),
+    "warmup_steps": _integer(0, 10_000_000),
+    "final_lr_fraction": _number(0, 1, lo_open=True),
+    "clip_norm": _number(0, 1e9, lo_open=True, optional=True),
+    "clip_value": _number(0, 1e9, lo_open=True, optional=True),
+    "label_smoothing": _number(0, 1, hi_open=True),
+    "seed": _integer(0, 2**31 - 1),
+    "device": _choice(DEVICES),
+    "probe_every": _integer(0, 10_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Every knob of one training run. Build it with keywords; bad values raise SpecError.
+
+    `depth` counts hidden layers (MLP) or conv blocks (CNN); `subset` is how many
+    examples of the official training set are used (None: all), of which
+    `val_fraction` is held out for validation. `init_std` is the standard deviation
+    of the `normal` and `uniform` inits. Decaying schedules end at
+    `lr * final_lr_fraction`. `probe_every` > 0 records layer statistics every that
+    many steps (0: probes off, and free).
+    """
+
+    dataset: str = "mnist"
+    subset: int | None = None
+    val_fraction: float = 0.1
+    scale: str = "standard"
+    model: str = "mlp"
+    depth: int = 2
+    width: int = 256
+    activation: str = "relu"
+    init: str = "kaiming_normal"
+    init_std: float = 0.01
+    bias_init: float = 0.0
+    norm: str = "none"
+    dropout: float = 0.0
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 5
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    final_lr_fraction: float = 0.01
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    probe_every: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, CHECKS[f.name](f.name, getattr(self, f.name)))
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        if self.optimizer == "nesterov" and self.momentum == 0:
+            raise SpecError("momentum", self.momentum,
+                            "a number > 0 when optimizer is 'nesterov' (Nesterov needs momentum)")
+        if self.model == "cnn" and self.depth < 1:
+            raise SpecError("depth", self.depth, "at least 1 conv block when model is 'cnn'")
+        available = TRAIN_SIZES[self.dataset]
+        if self.subset is not None and self.subset > available:
+            raise SpecError("subset", self.subset,
+                            f"at most {available} (the size of the {self.dataset} training set), or None")
+        n_train = self.train_size
+        if self.batch_size > n_train:
+            raise SpecError("batch_size", self.batch_size,
+                            f"at most {n_train}, the number of training examples left after the "
+                            f"validation split (subset={self.subset}, val_fraction={self.val_fraction})")
+
+    # --- derived ---------------------------------------------------------------
+    @property
+    def train_size(self) -> int:
+        """Training examples after the validation split."""
+        pool = self.subset or TRAIN_SIZES[self.dataset]
+        return pool - round(self.val_fraction * pool)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        # The last partial batch is dropped: a batch of one breaks BatchNorm, and
+        # equal batch sizes keep the per-step noise comparable.
+        return self.train_size // self.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    # --- building and serialising ---------------------------------------------
+    def replace(self, **changes: Any) -> "Spec":
+        """A copy with some fields changed (validated like a new spec)."""
+        unknown = sorted(set(changes) - set(CHECKS))
+        if unknown:
+            raise SpecError(unknown[0], changes[unknown[0]], "a spec field: " + ", ".join(CHECKS))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(d["betas"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Spec":
+        unknown = sorted(set(d) - set(CHECKS))
+        if unknown:
+            raise SpecError(unknown[0], d[unknown[0]], "a spec field: " + ", ".join(CHECKS))
+        d = dict(d)
+        if isinstance(d.get("betas"), list):
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Spec":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], base: "Spec | None" = None) -> "Spec":
+        """Build from text values (CLI flags): '1e-3', 'none', '0.9,0.999'."""
+        base = base or cls()
+        changes = {name: parse_field(name, text) for name, text in values.items()}
+        return base.replace(**changes)
+
+    def key(self, *extra: str) -> str:
+        """A short stable hash of the spec (and any extra strings): the cache key of a run."""
+        payload = self.to_json() + "".join("|" + e for e in extra)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def diff(self, other: "Spec | None" = None) -> dict[str, Any]:
+        """The fields that differ from `other` (default: the default spec)."""
+        other = other or Spec()
+        return {k: v for k, v in self.to_dict().items() if other.to_dict()[k] != v}
+
+
+FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Spec)}
+
+
+def parse_field(name: str, text: str) -> Any:
+    """Turn one text value into the field's Python type; bad text is a SpecError."""
+    if name not in CHECKS:
+        raise SpecError(name, text, "a spec field: " + ", ".join(CHECKS))
+    kind = FIELD_TYPES[name]
+    if not isinstance(text, str):
+        return text
+    t = text.strip()
+    if "None" in kind and t.lower() in ("none", "null", ""):
+        return None
+    try:
+        if kind.startswith("int"):
+            return int(t)
+        if kind.startswith("float"):
+            return float(t)
+        if kind.startswith("tuple"):
+            return tuple(float(p) for p in t.strip("()[] ").split(","))
+    except ValueError:
+        # Let the field's own check produce the message with what is allowed.
+        CHECKS[name](name, t)
+    return t
+
+
+def grid(base: Spec, **axes: Iterable[Any]) -> list[Spec]:
+    """Every combination of the given field values, as specs (first axis slowest).
+
+    >>> len(grid(Spec(), lr=[0.01, 0.1], batch_size=[32, 64, 128]))
+    6
+    """
+    specs = [base]
+    for name, values in axes.items():
+        values = list(values)
+        if not values:
+            raise SpecError(name, values, "at least one value to sweep over")
+        specs = [s.replace(**{name: v}) for s in specs for v in values]
+    return specs
+
+
+__all__ = ["Spec", "SpecError", "grid", "parse_field", "DATASETS", "ACTIVATIONS", "INITS",
+           "NORMS", "OPTIMIZERS", "SCHEDULES", "SCALES", "MODELS", "DEVICES"]

@@ -1,0 +1,152 @@
+"""The training loop: `fit(spec)` returns a `Run`.
+
+>>> run = fit(Spec(dataset="mnist", subset=5000, depth=2, width=128, epochs=2))  # doctest: +SKIP
+>>> run.final["test_acc"] > 0.9, run.diverged                                     # doctest: +SKIP
+(True, False)
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .callbacks import Callback, Clip, Progress, Schedule, progress_enabled
+from .data import DataBundle, load_data
+from .device import autocast, resolve_device, seed_everything
+from .models import build_model
+from .optim import build_optimizer, global_grad_norm
+from .probes import Probes
+from .run import Run
+from .spec import Spec
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` on (x, y), in eval mode; NaNs if empty."""
+    if len(x) == 0:
+        return math.nan, math.nan
+    was_training = model.training
+    model.eval()
+    loss = correct = 0.0
+    for i in range(0, len(x), chunk):
+        with autocast(x.device):
+            out = model(x[i:i + chunk]).float()
+        loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
+        correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
+    model.train(was_training)
+    return loss / len(x), correct / len(x)
+
+
+class Learner:
+    """Holds what one run is made of; `fit()` runs the loop and calls the callbacks."""
+
+    def __init__(self, spec: Spec, model: nn.Module, data: DataBundle, callbacks: Iterable[Callback]):
+        self.spec, self.model, self.data = spec, model, data
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(spec, self.params)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
+        self.callbacks = list(callbacks)
+        self.total_steps = spec.total_steps
+        self.step, self.epoch, self.lr, self.stop, self.diverged = 0, 0, spec.lr, False, False
+        self.step_rows: list[dict] = []
+        self.epoch_rows: list[dict] = []
+        self.probes: pd.DataFrame | None = None
+        self.extra: dict = {}
+        self.log: dict = {}
+
+    def _call(self, hook: str) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self)
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
+        self.log = {}
+        self._call("before_step")
+        with autocast(xb.device):
+            out = self.model(xb).float()
+        self.loss = self.loss_fn(out, yb)
+        loss = self.loss.item()
+        if math.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.loss.backward()
+            self.grad_norm = global_grad_norm(self.params)
+            self._call("after_backward")
+            self.optimizer.step()
+        else:  # divergence is a lesson, not a crash: record it and stop
+            self.diverged, self.stop, self.grad_norm = True, True, torch.tensor(math.nan)
+        self.step_rows.append({"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.lr,
+                               "grad_norm": float(self.grad_norm), **self.log})
+        self.step += 1
+        self._call("after_step")
+        return loss, int((out.argmax(1) == yb).sum())
+
+    def fit(self) -> Run:
+        start = time.perf_counter()
+        batches = torch.Generator().manual_seed(self.spec.seed)
+        self._call("before_fit")
+        for self.epoch in range(self.spec.epochs):
+            t0, losses, correct = time.perf_counter(), [], 0
+            self.model.train()
+            self._call("before_epoch")
+            for xb, yb in self.data.batches(self.spec.batch_size, batches):
+                loss, right = self._train_step(xb, yb)
+                losses.append(loss)
+                correct += right
+                if self.stop:
+                    break
+            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
+            self.epoch_rows.append({
+                "epoch": self.epoch + 1, "train_loss": sum(losses) / len(losses),
+                "train_acc": correct / (len(losses) * self.spec.batch_size),
+                "val_loss": val_loss, "val_acc": val_acc, "lr": self.lr,
+                "seconds": time.perf_counter() - t0})
+            self._call("after_epoch")
+            if self.stop:
+                break
+        self._call("after_fit")
+        test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
+        last = self.epoch_rows[-1]
+        final = {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "val_loss": last["val_loss"],
+                 "val_acc": last["val_acc"], "test_loss": test_loss, "test_acc": test_acc}
+        completed = len(self.epoch_rows) - (1 if self.diverged else 0)
+        return Run(self.spec, pd.DataFrame(self.step_rows), pd.DataFrame(self.epoch_rows), final,
+                   self.diverged, completed, time.perf_counter() - start, str(self.data.train_x.device),
+                   self.probes, self.extra, self.model)
+
+
+def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback]:
+    """The callbacks a spec asks for: schedule, clipping, probes, progress bar."""
+    cbs: list[Callback] = [Schedule()]
+    if spec.clip_norm is not None or spec.clip_value is not None:
+        cbs.append(Clip(spec.clip_norm, spec.clip_value))
+    if spec.probe_every:
+        cbs.append(Probes(spec.probe_every))
+    if progress if progress is not None else progress_enabled():
+        cbs.append(Progress())
+    return cbs
+
+
+def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | None = None,
+        model: nn.Module | None = None, progress: bool | None = None) -> Run:
+    """Train the spec's model on the spec's data and return the finished Run.
+
+    `callbacks` are added after the spec's own; `data` reuses tensors already loaded
+    (they must match the spec); `model` trains a given model (e.g. a pretrained one)
+    instead of building one. A NaN or inf loss stops the run and sets `run.diverged`.
+
+    >>> run = fit(Spec(subset=2000, epochs=1, lr=3e-3))   # doctest: +SKIP
+    >>> run.epochs.columns.tolist()                        # doctest: +SKIP
+    ['epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc', 'lr', 'seconds']
+    """
+    device = resolve_device(spec.device)  # fails before any work if the device is absent
+    data = data if data is not None else load_data(spec, device)
+    seed_everything(spec.seed)
+    if model is None:
+        model = build_model(spec, data.input_shape, data.num_classes)
+    model = model.to(data.train_x.device)
+    learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks))
+    return learner.fit()
