@@ -12,7 +12,7 @@ PROFILE ?= quick
 
 help:
 	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
-	@echo "make test    the whole test suite (unit tests, then every notebook in the smoke profile)"
+	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make lab     JupyterLab on notebooks/"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
@@ -31,8 +31,14 @@ data: install
 run: data
 	$(PY) -m trainlab report --profile $(PROFILE) --out reports notebooks/*.ipynb
 
+# One fresh run cache for the whole suite: the nbval pass reuses what the papermill
+# tests trained, and nothing from an earlier version of the harness is reused.
+TEST_RUNS := $(CURDIR)/data/test-runs
+
 test: data
-	$(PY) -m pytest
+	rm -rf $(TEST_RUNS)
+	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest
+	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax notebooks/
 
 test-unit: data
 	$(PY) -m pytest -m "not notebook"

@@ -23,7 +23,9 @@ _EXPORTS = {
     "optim": ["build_optimizer", "lr_at"],
     "probes": ["Probes", "activation_stats", "layer_stats"],
     "run": ["Run"],
+    "range_test": ["RangeTest", "lr_find"],
     "spec": ["Spec", "SpecError", "grid"],
+    "sweeps": ["Sweep", "run_cached", "sweep"],
     "train": ["Learner", "evaluate", "fit"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

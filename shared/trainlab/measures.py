@@ -1,0 +1,52 @@
+"""Numbers the notebooks' claims are made of, computed from runs and layer statistics.
+
+>>> signal_ratio(views.init_stats(Spec(depth=20, init="normal", init_std=0.01)))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+
+from .run import Run
+
+
+def unit_spread(weight: torch.Tensor) -> float:
+    """The largest difference between any unit's incoming weights and the first unit's:
+    0 means every unit of the layer computes the same function."""
+    w = weight.detach()
+    return float((w - w[0]).abs().max())
+
+
+def signal_ratio(stats: pd.DataFrame) -> float:
+    """Activation std of the last hidden layer over that of the first: < 1 the signal
+    fades with depth, > 1 it grows."""
+    hidden = stats.dropna(subset=["act_std"]).sort_values("layer")
+    return float(hidden["act_std"].iloc[-1] / hidden["act_std"].iloc[0])
+
+
+def last_hidden(stats: pd.DataFrame, column: str) -> float:
+    return float(stats.dropna(subset=["act_std"]).sort_values("layer")[column].iloc[-1])
+
+
+def loss_noise(run: Run, window: int = 10) -> float:
+    """How much the per-step loss jumps around its own trend, over the second half of
+    training: the std of the loss minus its centred rolling mean."""
+    loss = run.steps["loss"]
+    late = loss.iloc[len(loss) // 2:]
+    return float((late - late.rolling(window, center=True, min_periods=1).mean()).std())
+
+
+def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None) -> "float | pd.Series":
+    """The swept LR with the best final `metric` (diverged runs excluded), overall or
+    for every value of the field `by`."""
+    ok = table[~table["diverged"]]
+    if by is None:
+        return float(ok.loc[ok[metric].idxmax(), "lr"])
+    return ok.loc[ok.groupby(by)[metric].idxmax()].set_index(by)["lr"]
+
+
+def nearest(values: list[float], target: float) -> float:
+    """The value closest to `target` on a log scale."""
+    return min(values, key=lambda v: abs(math.log(v / target)))

@@ -1,0 +1,79 @@
+"""The functions behind the notebooks' sliders: each takes a spec and returns a Figure.
+
+They are plain functions so the tests can call them with several values; training
+views use `run_cached`, so a slider moved back to a point already seen answers at
+once.
+
+>>> fig = init_view(Spec(depth=20, init="normal", init_std=1.0))   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import torch
+from matplotlib.figure import Figure
+
+from . import plots
+from .data import load_data
+from .models import build_model
+from .probes import layer_stats
+from .spec import Spec
+from .sweeps import run_cached
+
+PROBE_BATCH = 512
+
+
+def probe_batch(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A batch of real training images, scaled as the spec says, and the class count."""
+    data = load_data(spec.replace(subset=PROBE_BATCH, val_fraction=0.0, batch_size=1))
+    return data.train_x, data.train_y, data.num_classes
+
+
+def init_stats(spec: Spec) -> "object":
+    """`layer_stats` of the spec's freshly initialised model on a real batch: the
+    forward activations and the backward gradient norms of every layer."""
+    torch.manual_seed(spec.seed)
+    x, y, classes = probe_batch(spec)
+    model = build_model(spec, tuple(x.shape[1:]), classes)
+    return layer_stats(model, x, spec.activation, y=y, depth=spec.depth)
+
+
+def init_view(spec: Spec) -> Figure:
+    """Activation spread and gradient norm per layer at initialisation."""
+    stats = init_stats(spec)
+    fig, axes = plots._figure(ncols=2, width=4.6)
+    label = f"{spec.init} + {spec.activation}"
+    plots.layer_profile({label: stats}, "act_std", ax=axes[0], title="activation std (forward)")
+    plots.layer_profile({label: stats}, "grad_norm", ax=axes[1], title="weight gradient norm (backward)")
+    fig.suptitle(f"at initialisation, depth {spec.depth}")
+    fig.tight_layout()
+    return fig
+
+
+def _run_panel(spec: Spec, title: str) -> Figure:
+    run = run_cached(spec)
+    fig, axes = plots._figure(ncols=2, width=4.6)
+    plots.curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],
+                 title="training loss")
+    plots.curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy")
+    state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
+    fig.suptitle(f"{title}: {state}")
+    fig.tight_layout()
+    return fig
+
+
+def batch_lr_view(spec: Spec) -> Figure:
+    """Training curves of one (learning rate, batch size) point."""
+    return _run_panel(spec, f"lr {spec.lr:g}, batch {spec.batch_size}")
+
+
+def schedule_view(spec: Spec) -> Figure:
+    """The LR the schedule gives at every step, and the run it produces."""
+    run = run_cached(spec)
+    fig, axes = plots._figure(ncols=3, width=3.6)
+    plots.schedules(spec, [spec.schedule], ax=axes[0])
+    plots.curves({spec.schedule: run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[1],
+                 title="training loss")
+    plots.curves({spec.schedule: run}, "val_acc", source="epochs", ax=axes[2], title="validation accuracy")
+    state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
+    fig.suptitle(f"{spec.schedule} from lr {spec.lr:g}: {state}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,167 @@
+"""Sweeps and their cache, the LR range test, claims, profiles, measures, plots,
+and the views and widgets behind the notebooks' sliders."""
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from trainlab import Spec, SpecError, grid, lr_find, run_cached, sweep, views
+from trainlab import measures, plots
+from trainlab.claims import Claims
+from trainlab.profiles import PROFILES, base_spec, by_profile, resolve_profile
+from trainlab.sweeps import cache_path
+from trainlab.widgets import control, explore
+
+TINY = Spec(subset=600, depth=1, width=32, epochs=1, batch_size=50, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "runs"))
+
+
+def test_run_cached_saves_then_loads(mnist_ready):
+    first = run_cached(TINY)
+    assert cache_path(TINY).is_file() and first.model is not None
+    again = run_cached(TINY)
+    assert again.model is None and again.final == first.final  # came from disk
+    pd.testing.assert_frame_equal(again.steps, first.steps, check_dtype=False)
+
+
+def test_sweep_table_lists_varying_fields_and_best(mnist_ready):
+    result = sweep(grid(TINY, lr=[1e-4, 3e-3], batch_size=[50, 100]))
+    t = result.table
+    assert len(result.runs) == 4 and {"lr", "batch_size", "val_acc", "diverged", "seconds"} <= set(t.columns)
+    assert "depth" not in t.columns  # only what varies
+    assert result.best("val_acc").spec.lr == 3e-3
+
+
+def test_lr_find_curve_and_suggestion(mnist_ready):
+    spec = TINY.replace(optimizer="sgd", momentum=0.9)
+    rt = lr_find(spec, start=1e-4, end=100, steps=60)
+    lrs = rt.curve["lr"].to_numpy()
+    assert (lrs[1:] > lrs[:-1]).all() and lrs[0] == pytest.approx(1e-4)
+    assert len(rt.curve) < 60  # stopped once the loss blew up, before reaching lr 100
+    assert rt.suggestion == pytest.approx(rt.min_loss_lr / 4)
+    assert rt.curve["lr"].min() < rt.suggestion < rt.curve["lr"].max()
+    with pytest.raises(ValueError, match="start, end"):
+        lr_find(spec, start=1.0, end=0.1)
+
+
+def test_claims_hold_fail_and_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_CLAIMS_DIR", str(tmp_path))
+    c = Claims("nb", "smoke", 3)
+    assert c.check("a", 2.0, ">", 1.0) and not c.check("nan never holds", math.nan, "<", 1.0)
+    assert c.that("yes", True) and not c.that("no", False)
+    with pytest.raises(AssertionError) as e:
+        c.report()
+    assert "nan never holds" in str(e.value) and "no" in str(e.value) and "2 of 4" in str(e.value)
+    saved = json.loads((tmp_path / "nb-smoke-seed3.json").read_text())
+    assert [r["held"] for r in saved["claims"]] == [True, False, True, False]
+    assert saved["claims"][0]["margin"] == 1.0
+    with pytest.raises(ValueError, match="op"):
+        c.check("x", 1, "==", 1)
+    ok = Claims("nb")
+    ok.check("fine", 0.5, "<", 1)
+    ok.report()  # no raise
+
+
+def test_profiles(monkeypatch):
+    assert base_spec("smoke").subset == PROFILES["smoke"]["subset"]
+    assert base_spec("quick", depth=5).depth == 5
+    assert by_profile("full", smoke=1, quick=2) == 2 and by_profile("full", smoke=1, quick=2, full=3) == 3
+    with pytest.raises(SpecError, match="profile"):
+        base_spec("fast")
+    monkeypatch.setenv("TRAINLAB_PROFILE", "smoke")
+    assert resolve_profile("quick") == "smoke"
+    monkeypatch.setenv("TRAINLAB_PROFILE", "turbo")
+    with pytest.raises(SpecError, match="turbo"):
+        resolve_profile("quick")
+
+
+def test_measures():
+    w = torch.ones(4, 3)
+    assert measures.unit_spread(w) == 0.0
+    w[2, 1] = 3.0
+    assert measures.unit_spread(w) == 2.0
+    stats = pd.DataFrame({"layer": [1, 2, 3], "act_std": [2.0, 1.0, float("nan")]})
+    assert measures.signal_ratio(stats) == 0.5
+    table = pd.DataFrame({"lr": [0.1, 0.3, 0.1, 0.3], "batch_size": [16, 16, 64, 64],
+                          "val_acc": [0.9, 0.5, 0.7, 0.8], "diverged": [False, False, False, True]})
+    assert measures.best_lr(table) == 0.1
+    assert measures.best_lr(table, by="batch_size").to_dict() == {16: 0.1, 64: 0.1}
+    assert measures.nearest([0.01, 0.1, 1.0], 0.04) == 0.1
+
+
+def test_loss_noise_is_larger_for_a_noisier_history():
+    from trainlab.run import Run
+    steps = lambda amp: pd.DataFrame({"loss": [1 + amp * (-1) ** i for i in range(100)]})  # noqa: E731
+    quiet, loud = (Run(TINY, steps(a), pd.DataFrame(), {}, False, 1, 0.0, "cpu") for a in (0.01, 0.1))
+    assert measures.loss_noise(loud) > 5 * measures.loss_noise(quiet)
+
+
+@pytest.mark.parametrize("init,depth,activation", [("kaiming_normal", 3, "relu"), ("zeros", 2, "tanh"),
+                                                   ("normal", 10, "sigmoid")])
+def test_init_view_for_several_values(init, depth, activation, mnist_ready):
+    spec = Spec(init=init, depth=depth, activation=activation, init_std=1.0)
+    fig = views.init_view(spec)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    stats = views.init_stats(spec)
+    assert list(stats["layer"]) == list(range(1, depth + 2))
+
+
+@pytest.mark.parametrize("lr,batch_size", [(0.01, 50), (1.0, 100)])
+def test_batch_lr_view_for_several_values(lr, batch_size, mnist_ready):
+    spec = TINY.replace(optimizer="sgd", momentum=0.9, lr=lr, batch_size=batch_size)
+    assert isinstance(views.batch_lr_view(spec), Figure)
+    assert cache_path(spec).is_file()  # moving back to this point will not train again
+
+
+@pytest.mark.parametrize("schedule", ["constant", "one_cycle", "inverse_time"])
+def test_schedule_view_for_several_values(schedule, mnist_ready):
+    fig = views.schedule_view(TINY.replace(schedule=schedule, warmup_steps=3))
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+
+
+def test_controls_come_from_spec_fields():
+    import ipywidgets as w
+    spec = Spec(lr=0.01, init="xavier_normal")
+    lr = control(spec, "lr", [0.001, 0.1])
+    assert isinstance(lr, w.SelectionSlider) and lr.value == 0.01 and 0.01 in [v for _, v in lr.options]
+    init = control(spec, "init")
+    assert isinstance(init, w.Dropdown) and init.value == "xavier_normal" and "zeros" in init.options
+    with pytest.raises(SpecError) as e:
+        control(spec, "lr", [0.01, -1.0])  # a bad option fails when the panel is built
+    assert e.value.field == "lr"
+    with pytest.raises(SpecError):
+        control(spec, "depth")  # number fields need their values listed
+
+
+def test_moving_a_slider_calls_the_view_with_the_new_spec():
+    seen = []
+
+    def view(spec):
+        seen.append(spec)
+        return spec.lr
+
+    panel = explore(view, Spec(lr=0.01, depth=2), lr=[0.001, 0.01, 0.1], depth=[2, 4])
+    lr_slider, depth_slider = panel.children[0].children
+    assert seen[-1].lr == 0.01  # drawn once with the starting values
+    lr_slider.value = 0.1
+    depth_slider.value = 4
+    assert (seen[-1].lr, seen[-1].depth) == (0.1, 4) and len(seen) == 3
+
+
+def test_plots_return_figures(mnist_ready):
+    runs = {"a": run_cached(TINY), "b": run_cached(TINY.replace(lr=0.01))}
+    assert isinstance(plots.curves(runs, "loss", smooth=5, logy=True), Figure)
+    assert isinstance(plots.curves(runs, "val_acc", source="epochs"), Figure)
+    table = pd.DataFrame({"lr": [0.1, 1.0, 0.1, 1.0], "batch_size": [16, 16, 64, 64],
+                          "val_acc": [0.9, float("nan"), 0.8, 0.7]})
+    assert isinstance(plots.heatmap(table, "batch_size", "lr", "val_acc"), Figure)
+    assert isinstance(plots.schedules(TINY, ["cosine", "step"], total_steps=50), Figure)
+    stats = {"x": pd.DataFrame({"layer": [1, 2], "act_std": [1.0, 0.5]})}
+    assert isinstance(plots.layer_profile(stats), Figure)

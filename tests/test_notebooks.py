@@ -1,0 +1,45 @@
+"""Every notebook: committed clean, one parameters cell, and executed end to end by
+papermill in the smoke profile, where its closing claims assert."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_one_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "clear outputs"
+    params = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1
+    source = "".join(params[0]["source"])
+    assert 'profile = "quick"' in source and "seed = 0" in source and "dataset = " in source
+    assert any("claims.report()" in "".join(c["source"]) for c in code[-1:]), "last cell checks the claims"
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory):
+    # The Makefile shares one fresh folder between this and the nbval pass.
+    return os.environ.get("TRAINLAB_RUNS") or str(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_its_claims_hold(path, tmp_path, runs_dir, monkeypatch, mnist_ready):
+    import papermill as pm
+    monkeypatch.setenv("TRAINLAB_RUNS", runs_dir)
+    monkeypatch.delenv("TRAINLAB_PROFILE", raising=False)  # papermill's parameter decides here
+    out = tmp_path / path.name
+    pm.execute_notebook(str(path), str(out), parameters={"profile": "smoke"}, cwd=str(path.parent),
+                        progress_bar=False, kernel_name="python3")
+    executed = json.loads(out.read_text())
+    assert not any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
