@@ -8,12 +8,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
-.PHONY: help install data run test test-unit test-notebooks lab bench clean
+SEEDS ?= 5
+
+.PHONY: help install data run test test-unit lab bench claims clean
 
 help:
 	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make lab     JupyterLab on notebooks/"
+	@echo "make claims every notebook on seeds 0..SEEDS-1; prints each claim's smallest margin"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
 $(STAMP): pyproject.toml
@@ -45,6 +48,9 @@ test-unit: data
 
 lab: data
 	$(VENV)/bin/jupyter lab notebooks/
+
+claims: data
+	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --out reports/seeds notebooks/*.ipynb
 
 bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py

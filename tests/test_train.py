@@ -139,6 +139,11 @@ def test_early_stopping_restores_best_weights(mnist_ready):
     assert run.epochs["val_loss"].iloc[best - 1] == run.epochs["val_loss"].min()
 
 
+def test_early_stopping_without_validation_set_says_so(mnist_ready):
+    with pytest.raises(ValueError, match="val_fraction is 0.0"):
+        fit(SMALL.replace(val_fraction=0.0), callbacks=[EarlyStopping()])
+
+
 def test_bad_device_fails_before_work():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

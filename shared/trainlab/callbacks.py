@@ -109,6 +109,8 @@ class EarlyStopping(Callback):
         self.patience, self.min_delta = patience, min_delta
 
     def before_fit(self, learner) -> None:
+        if len(learner.data.val_x) == 0:  # NaN validation loss would never improve
+            raise ValueError(f"EarlyStopping needs a validation set; val_fraction is {learner.spec.val_fraction}")
         self.best, self.best_state, self.bad = float("inf"), None, 0
 
     def after_epoch(self, learner) -> None:

@@ -1,6 +1,7 @@
 """Command line: `python -m trainlab run --<field> <value> ... [--json]`,
 `python -m trainlab fetch [dataset ...]` and
-`python -m trainlab report [--profile P] [--out DIR] notebook ...`.
+`python -m trainlab report [--profile P] [--out DIR] notebook ...` and
+`python -m trainlab claims [--profile P] [--seeds N] notebook ...`.
 
 Exit codes: 0 for every completed run (diverged ones too), 1 when data is missing
 (with the message that says how to supply it), 2 for an invalid spec or flag (one
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("notebooks", nargs="+", help="notebook files")
     rep.add_argument("--profile", default="quick", help="smoke, quick or full (default: quick)")
     rep.add_argument("--out", default="reports", help="output folder (default: reports)")
+    seeds = sub.add_parser("claims", help="run notebooks over several seeds and summarise their claims' margins")
+    seeds.add_argument("notebooks", nargs="+", help="notebook files")
+    seeds.add_argument("--profile", default="smoke", help="smoke, quick or full (default: smoke)")
+    seeds.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
+    seeds.add_argument("--out", default="reports/seeds", help="output folder (default: reports/seeds)")
     return p
 
 
@@ -56,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         from pathlib import Path
         from .report import report
         return report([Path(n) for n in args.notebooks], Path(args.out), args.profile)
+    if args.command == "claims":
+        from pathlib import Path
+        from .report import PROFILES, claims_over_seeds
+        if args.profile not in PROFILES or args.seeds < 1:
+            print(f"trainlab: invalid --profile {args.profile!r} or --seeds {args.seeds}; expected one of "
+                  f"{', '.join(PROFILES)} and at least 1 seed", file=sys.stderr)
+            return 2
+        return claims_over_seeds([Path(n) for n in args.notebooks], args.profile, list(range(args.seeds)),
+                                 Path(args.out))
     try:  # validate everything before torch loads and before any work
         if args.command == "fetch":
             for name in args.datasets:

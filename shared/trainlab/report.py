@@ -57,3 +57,32 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
         print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path) -> int:
+    """Run every notebook once per seed and print, per claim, how many seeds it held
+    on and its smallest margin: the evidence for the thresholds in the claims cells."""
+    import json
+    import os
+    import pandas as pd
+    claims_dir = out_dir / "claims"
+    os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)
+    failed_runs = []
+    for nb in notebooks:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            try:
+                execute(nb, out_dir / f"{profile}-seed{seed}", {"profile": profile, "seed": seed})
+                print(f"ok      {nb.stem} seed {seed} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            except Exception as e:  # the claims table is still written before the assertion
+                failed_runs.append(f"{nb.stem} seed {seed}")
+                print(f"FAILED  {nb.stem} seed {seed}: {type(e).__name__}", flush=True)
+    rows = [dict(r, notebook=d["notebook"], seed=d["seed"]) for f in sorted(claims_dir.glob(f"*-{profile}-seed*.json"))
+            for d in [json.loads(f.read_text())] for r in d["claims"]]
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["notebook", "claim"], sort=False).agg(
+        held=("held", "sum"), seeds=("seed", "nunique"), threshold=("threshold", "first"), op=("op", "first"),
+        worst=("measured", lambda m: m.iloc[table.loc[m.index, "margin"].argmin()]), min_margin=("margin", "min"))
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
+        print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
+    return 1 if failed_runs or not summary["held"].eq(summary["seeds"]).all() else 0
