@@ -41,7 +41,7 @@ TEST_RUNS := $(CURDIR)/data/test-runs
 test: data
 	rm -rf $(TEST_RUNS)
 	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest
-	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax notebooks/
+	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=300 notebooks/
 
 test-unit: data
 	$(PY) -m pytest -m "not notebook"

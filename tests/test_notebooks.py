@@ -8,6 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT = 300  # seconds; a smoke cell takes a few, so a hung kernel fails instead of stalling CI
 
 
 def test_there_are_notebooks():
@@ -40,6 +41,7 @@ def test_notebook_runs_and_its_claims_hold(path, tmp_path, runs_dir, monkeypatch
     monkeypatch.delenv("TRAINLAB_PROFILE", raising=False)  # papermill's parameter decides here
     out = tmp_path / path.name
     pm.execute_notebook(str(path), str(out), parameters={"profile": "smoke"}, cwd=str(path.parent),
-                        progress_bar=False, kernel_name="python3")
+                        progress_bar=False, kernel_name="python3",
+                        execution_timeout=CELL_TIMEOUT)
     executed = json.loads(out.read_text())
     assert not any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))

@@ -50,3 +50,10 @@ def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None)
 def nearest(values: list[float], target: float) -> float:
     """The value closest to `target` on a log scale."""
     return min(values, key=lambda v: abs(math.log(v / target)))
+
+
+def peak_loss_ratio(run: Run) -> float:
+    """The highest loss the run reached over its first loss. A loss that overflowed
+    to inf counts as the largest float; NaN (what overflow turns into) is skipped."""
+    loss = run.steps["loss"].replace(math.inf, 3.4e38).dropna()
+    return float(loss.max() / loss.iloc[0])

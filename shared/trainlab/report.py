@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 PROFILES = ("smoke", "quick", "full")
+CELL_TIMEOUT = 3600  # no cell of a full run takes an hour; a hung kernel must not wait forever
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str | None = None) -> Path:
@@ -20,7 +21,7 @@ def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / notebook.name
     pm.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name=kernel,
-                        cwd=str(notebook.parent), progress_bar=False)
+                        cwd=str(notebook.parent), progress_bar=False, execution_timeout=CELL_TIMEOUT)
     return target
 
 

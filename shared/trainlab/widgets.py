@@ -46,14 +46,19 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
     """A panel of controls (one per keyword: field=options, or None for all choices)
     over `view(spec.replace(...))`, shown below them and redrawn on every change."""
     import ipywidgets as w
-    from IPython.display import display
     controls = {name: control(spec, name, options) for name, options in fields.items()}
     out = w.Output()
 
-    def redraw(**values: Any) -> None:
-        out.clear_output(wait=True)
-        with out:
-            display(view(spec.replace(**values)))
+    def redraw(change: Any = None) -> None:
+        values = {name: c.value for name, c in controls.items()}
+        result = view(spec.replace(**values))
+        # Set the output as widget state rather than capturing it with `with out:`:
+        # capture goes through the kernel's msg_id routing, which headless clients
+        # (nbclient, so papermill and nbval) intermittently hang on (nbclient #312).
+        out.outputs = ()
+        out.append_display_data(result)
 
-    w.interactive_output(redraw, controls)
+    for c in controls.values():
+        c.observe(redraw, names="value")
+    redraw()
     return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
