@@ -151,3 +151,19 @@ def test_bad_device_fails_before_work():
     with pytest.raises(SpecError) as e:
         fit(SMALL.replace(device="cuda"))
     assert e.value.field == "device"
+
+
+def test_live_plot_redraws_every_epoch(mnist_ready, monkeypatch):
+    from trainlab import LivePlot
+    updates = []
+    plot = LivePlot()
+    real_after_epoch = plot.after_epoch
+
+    def counting(learner):
+        real_after_epoch(learner)
+        updates.append(len(plot.ax.lines))
+
+    monkeypatch.setattr(plot, "after_epoch", counting)
+    fit(SMALL.replace(epochs=3), callbacks=[plot])
+    assert updates == [2, 2, 2]  # per-step train loss and per-epoch validation loss, redrawn each epoch
+    assert plot.ax.get_title() == "epoch 3/3"

@@ -80,7 +80,8 @@ class Progress(Callback):
 
 
 class LivePlot(Callback):
-    """Redraws train and validation loss after every epoch, in place, in a notebook."""
+    """Redraws train and validation loss after every epoch, in place, in a notebook.
+    Outside a notebook it only keeps `self.fig` up to date."""
 
     def before_fit(self, learner) -> None:
         from IPython.display import display
@@ -98,7 +99,8 @@ class LivePlot(Callback):
         self.ax.plot(epochs["epoch"], epochs["val_loss"], "o-", label="validation")
         self.ax.set(xlabel="epoch", ylabel="loss", title=f"epoch {learner.epoch + 1}/{learner.spec.epochs}")
         self.ax.legend()
-        self.handle.update(self.fig)
+        if self.handle is not None:  # None outside IPython: the figure is still kept current
+            self.handle.update(self.fig)
 
 
 class EarlyStopping(Callback):
