@@ -86,7 +86,7 @@ def test_schedule_lr_at_chosen_steps(schedule, step, factor):
 def test_schedules_never_increase_after_warmup_except_one_cycle():
     for name in ["step", "exponential", "inverse_time", "cosine"]:
         values = [schedule_factor(name, t / 200, 0.01) for t in range(201)]
-        assert all(a >= b for a, b in zip(values, values[1:])), name
+        assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True)), name
 
 
 def test_warmup_ramps_linearly_then_follows_schedule():

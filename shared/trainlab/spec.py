@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")

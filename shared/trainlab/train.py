@@ -88,8 +88,8 @@ class Learner:
         start = time.perf_counter()
         batches = torch.Generator().manual_seed(self.spec.seed)
         self._call("before_fit")
-        for self.epoch in range(self.spec.epochs):
-            t0, losses, correct = time.perf_counter(), [], 0
+        for epoch in range(self.spec.epochs):
+            self.epoch, t0, losses, correct = epoch, time.perf_counter(), [], 0
             self.model.train()
             self._call("before_epoch")
             for xb, yb in self.data.batches(self.spec.batch_size, batches):

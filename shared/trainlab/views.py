@@ -48,9 +48,13 @@ def init_view(spec: Spec) -> Figure:
     return fig
 
 
-def _run_panel(spec: Spec, title: str) -> Figure:
+def _run_panel(spec: Spec, title: str, show_schedule: bool = False) -> Figure:
+    """The run of `spec` (cached): training loss and validation accuracy, with the
+    LR schedule in front when asked."""
     run = run_cached(spec)
-    fig, axes = plots._figure(ncols=2, width=4.6)
+    fig, axes = plots._figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
+    if show_schedule:
+        plots.schedules(spec, [spec.schedule], ax=axes.pop(0))
     plots.curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],
                  title="training loss")
     plots.curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy")
@@ -67,13 +71,4 @@ def batch_lr_view(spec: Spec) -> Figure:
 
 def schedule_view(spec: Spec) -> Figure:
     """The LR the schedule gives at every step, and the run it produces."""
-    run = run_cached(spec)
-    fig, axes = plots._figure(ncols=3, width=3.6)
-    plots.schedules(spec, [spec.schedule], ax=axes[0])
-    plots.curves({spec.schedule: run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[1],
-                 title="training loss")
-    plots.curves({spec.schedule: run}, "val_acc", source="epochs", ax=axes[2], title="validation accuracy")
-    state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
-    fig.suptitle(f"{spec.schedule} from lr {spec.lr:g}: {state}")
-    fig.tight_layout()
-    return fig
+    return _run_panel(spec, f"{spec.schedule} from lr {spec.lr:g}", show_schedule=True)
