@@ -1,7 +1,7 @@
 """Profiles: how much data and how many epochs a notebook spends.
 
 - `smoke`: seconds per notebook; what the tests run.
-- `quick`: the default; a few minutes per notebook on a laptop CPU.
+- `quick`: the default; under a minute per notebook on a 2-core CPU.
 - `full`: the publication-quality run, meant for a GPU.
 
 A notebook's parameters cell picks the profile. Setting TRAINLAB_PROFILE overrides it
