@@ -165,3 +165,20 @@ def test_plots_return_figures(mnist_ready):
     assert isinstance(plots.schedules(TINY, ["cosine", "step"], total_steps=50), Figure)
     stats = {"x": pd.DataFrame({"layer": [1, 2], "act_std": [1.0, 0.5]})}
     assert isinstance(plots.layer_profile(stats), Figure)
+
+
+def test_claims_summary_over_seeds_reports_the_worst_seed(tmp_path, monkeypatch):
+    from trainlab.report import summarize_claims
+    monkeypatch.setenv("TRAINLAB_CLAIMS_DIR", str(tmp_path))
+    for seed, (acc, gap) in enumerate([(0.9, 0.3), (0.7, 0.05), (0.8, 0.2)]):
+        c = Claims("nb", "smoke", seed)
+        c.check("learns", acc, ">", 0.75)
+        c.check("gap", gap, ">", 0.01)
+        try:
+            c.report()
+        except AssertionError:
+            pass  # seed 1 fails "learns"; its numbers are still on disk
+    s = summarize_claims(tmp_path, "smoke")
+    assert s.loc[("nb", "learns"), "held"] == 2 and s.loc[("nb", "learns"), "seeds"] == 3
+    assert s.loc[("nb", "learns"), "worst"] == 0.7
+    assert s.loc[("nb", "gap"), "min_margin"] == pytest.approx(0.04)

@@ -63,9 +63,7 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
 def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path) -> int:
     """Run every notebook once per seed and print, per claim, how many seeds it held
     on and its smallest margin: the evidence for the thresholds in the claims cells."""
-    import json
     import os
-    import pandas as pd
     claims_dir = out_dir / "claims"
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)
     failed_runs = []
@@ -78,12 +76,24 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
             except Exception as e:  # the claims table is still written before the assertion
                 failed_runs.append(f"{nb.stem} seed {seed}")
                 print(f"FAILED  {nb.stem} seed {seed}: {type(e).__name__}", flush=True)
-    rows = [dict(r, notebook=d["notebook"], seed=d["seed"]) for f in sorted(claims_dir.glob(f"*-{profile}-seed*.json"))
-            for d in [json.loads(f.read_text())] for r in d["claims"]]
-    table = pd.DataFrame(rows)
-    summary = table.groupby(["notebook", "claim"], sort=False).agg(
-        held=("held", "sum"), seeds=("seed", "nunique"), threshold=("threshold", "first"), op=("op", "first"),
-        worst=("measured", lambda m: m.iloc[table.loc[m.index, "margin"].argmin()]), min_margin=("margin", "min"))
+    summary = summarize_claims(claims_dir, profile)
+    import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
         print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
     return 1 if failed_runs or not summary["held"].eq(summary["seeds"]).all() else 0
+
+
+def summarize_claims(claims_dir: Path, profile: str):
+    """One row per (notebook, claim): on how many seeds it held, and its worst seed's
+    measured value and margin."""
+    import json
+    import pandas as pd
+    rows = [dict(r, notebook=d["notebook"], seed=d["seed"])
+            for f in sorted(claims_dir.glob(f"*-{profile}-seed*.json"))
+            for d in [json.loads(f.read_text())] for r in d["claims"]]
+    table = pd.DataFrame(rows)
+    keys = ["notebook", "claim"]
+    counts = table.groupby(keys, sort=False).agg(held=("held", "sum"), seeds=("seed", "nunique"))
+    worst = table.loc[table.groupby(keys, sort=False)["margin"].idxmin()].set_index(keys)
+    return counts.join(worst[["op", "threshold", "measured", "margin"]].rename(
+        columns={"measured": "worst", "margin": "min_margin"}))
