@@ -55,3 +55,14 @@ def test_missing_data_exits_1_with_the_message(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     assert "train-images-idx3-ubyte.gz" in r.stderr and "TRAINLAB_MIRROR" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["report", "--profile", "turbo", "notebooks/04_weight_initialization.ipynb"], "profile: 'turbo'"),
+    (["claims", "--seeds", "0", "notebooks/04_weight_initialization.ipynb"], "seeds: 0"),
+    (["report", "notebooks/no_such.ipynb"], "no such notebook: notebooks/no_such.ipynb"),
+])
+def test_notebook_commands_check_arguments_before_work(args, needle, tmp_path):
+    r = cli(*args, "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and r.stdout == "" and needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

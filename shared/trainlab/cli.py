@@ -13,7 +13,10 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 
+from .profiles import check_profile
+from .report import missing_notebooks
 from .spec import DATASETS, Spec, SpecError
 
 
@@ -58,21 +61,16 @@ def _print_table(summary: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "report":
-        from pathlib import Path
-        from .report import report
-        return report([Path(n) for n in args.notebooks], Path(args.out), args.profile)
-    if args.command == "claims":
-        from pathlib import Path
-        from .report import PROFILES, claims_over_seeds
-        if args.profile not in PROFILES or args.seeds < 1:
-            print(f"trainlab: invalid --profile {args.profile!r} or --seeds {args.seeds}; expected one of "
-                  f"{', '.join(PROFILES)} and at least 1 seed", file=sys.stderr)
-            return 2
-        return claims_over_seeds([Path(n) for n in args.notebooks], args.profile, list(range(args.seeds)),
-                                 Path(args.out))
     try:  # validate everything before torch loads and before any work
-        if args.command == "fetch":
+        if args.command in ("report", "claims"):
+            check_profile(args.profile)
+            if args.command == "claims" and args.seeds < 1:
+                raise SpecError("seeds", args.seeds, "at least 1")
+            problem = missing_notebooks([Path(n) for n in args.notebooks])
+            if problem:
+                print(f"trainlab: {problem}", file=sys.stderr)
+                return 2
+        elif args.command == "fetch":
             for name in args.datasets:
                 if name not in DATASETS:
                     raise SpecError("dataset", name, "one of " + ", ".join(DATASETS))
@@ -80,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
             given = {f.name: getattr(args, f.name) for f in fields(Spec) if getattr(args, f.name) is not None}
             spec = Spec.from_strings(given)
     except SpecError as e:
-        print(f"trainlab: invalid spec: {e}", file=sys.stderr)
+        print(f"trainlab: invalid {'spec' if args.command == 'run' else 'argument'}: {e}", file=sys.stderr)
         return 2
+    notebooks = [Path(n) for n in getattr(args, "notebooks", [])]
+    if args.command == "report":
+        from .report import report
+        return report(notebooks, Path(args.out), args.profile)
+    if args.command == "claims":
+        from .report import claims_over_seeds
+        return claims_over_seeds(notebooks, args.profile, list(range(args.seeds)), Path(args.out))
     from .data import DataError, fetch
     from .train import fit
     try:

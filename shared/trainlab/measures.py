@@ -19,15 +19,21 @@ def unit_spread(weight: torch.Tensor) -> float:
     return float((w - w[0]).abs().max())
 
 
+def _hidden(stats: pd.DataFrame) -> pd.DataFrame:
+    """The hidden layers of `layer_stats` rows, in order (the output layer has no activation)."""
+    return stats.dropna(subset=["act_std"]).sort_values("layer")
+
+
 def signal_ratio(stats: pd.DataFrame) -> float:
     """Activation std of the last hidden layer over that of the first: < 1 the signal
     fades with depth, > 1 it grows."""
-    hidden = stats.dropna(subset=["act_std"]).sort_values("layer")
+    hidden = _hidden(stats)
     return float(hidden["act_std"].iloc[-1] / hidden["act_std"].iloc[0])
 
 
 def last_hidden(stats: pd.DataFrame, column: str) -> float:
-    return float(stats.dropna(subset=["act_std"]).sort_values("layer")[column].iloc[-1])
+    """A statistic of the last hidden layer."""
+    return float(_hidden(stats)[column].iloc[-1])
 
 
 def loss_noise(run: Run, window: int = 10) -> float:
@@ -38,13 +44,20 @@ def loss_noise(run: Run, window: int = 10) -> float:
     return float((late - late.rolling(window, center=True, min_periods=1).mean()).std())
 
 
+def best_row(table: pd.DataFrame, metric: str = "val_acc", maximize: bool = True):
+    """The index of the sweep row with the best final `metric`; diverged runs never win."""
+    ok = table[~table["diverged"]]
+    if ok.empty:
+        raise ValueError("every run of the sweep diverged")
+    return ok[metric].idxmax() if maximize else ok[metric].idxmin()
+
+
 def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None) -> "float | pd.Series":
     """The swept LR with the best final `metric` (diverged runs excluded), overall or
     for every value of the field `by`."""
-    ok = table[~table["diverged"]]
     if by is None:
-        return float(ok.loc[ok[metric].idxmax(), "lr"])
-    return ok.loc[ok.groupby(by)[metric].idxmax()].set_index(by)["lr"]
+        return float(table.loc[best_row(table, metric), "lr"])
+    return table.loc[[best_row(group, metric) for _, group in table.groupby(by)]].set_index(by)["lr"]
 
 
 def nearest(values: list[float], target: float) -> float:

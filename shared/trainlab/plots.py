@@ -19,7 +19,8 @@ from .run import Run
 from .spec import Spec
 
 
-def _figure(ncols: int = 1, width: float = 6.0, height: float = 3.6):
+def figure(ncols: int = 1, width: float = 6.0, height: float = 3.6):
+    """A new figure with `ncols` axes side by side, closed in pyplot so it shows once."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols if ncols > 1 else width, height), squeeze=False)
     plt.close(fig)
@@ -36,7 +37,7 @@ def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smoo
 
     `smooth` > 1 adds a rolling mean over that many points on top of the raw line.
     """
-    fig, (ax,) = _figure() if ax is None else (ax.figure, [ax])
+    fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
     x = "step" if source == "steps" else "epoch"
     for label, run in runs.items():
         df = getattr(run, source)
@@ -58,7 +59,7 @@ def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str
             title: str | None = None, cmap: str = "viridis") -> Figure:
     """A grid of `values` (e.g. val_acc) over two swept fields, each cell labelled."""
     grid = table.pivot_table(index=index, columns=columns, values=values, aggfunc="mean")
-    fig, (ax,) = _figure(width=1.1 * len(grid.columns) + 2, height=0.6 * len(grid.index) + 1.6)
+    fig, (ax,) = figure(width=1.1 * len(grid.columns) + 2, height=0.6 * len(grid.index) + 1.6)
     im = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, aspect="auto", origin="lower")
     ax.set_xticks(range(len(grid.columns)), [f"{c:g}" for c in grid.columns])
     ax.set_yticks(range(len(grid.index)), [f"{i:g}" for i in grid.index])
@@ -73,7 +74,7 @@ def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str
 def layer_profile(stats: Mapping[str, pd.DataFrame], value: str = "act_std", logy: bool = True,
                   title: str | None = None, ax=None) -> Figure:
     """A per-layer statistic (from `layer_stats` or run.probes) against depth, one line per label."""
-    fig, (ax,) = _figure() if ax is None else (ax.figure, [ax])
+    fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
     for label, df in stats.items():
         d = df.dropna(subset=[value])
         ax.plot(d["layer"], d[value], "o-", ms=3, label=label)
@@ -87,7 +88,7 @@ def layer_profile(stats: Mapping[str, pd.DataFrame], value: str = "act_std", log
 def range_test(result, sweep_table: pd.DataFrame | None = None, metric: str = "val_loss") -> Figure:
     """The LR range test's loss against LR (log), its suggestion, and, if given, a
     constant-LR sweep's final `metric` on a second axis."""
-    fig, (ax,) = _figure(width=7)
+    fig, (ax,) = figure(width=7)
     c = result.curve
     ax.plot(c["lr"], c["loss"], alpha=0.3, label="loss (per step)")
     ax.plot(c["lr"], c["smoothed"], label="smoothed")
@@ -108,7 +109,7 @@ def range_test(result, sweep_table: pd.DataFrame | None = None, metric: str = "v
 
 def schedules(spec: Spec, names: list[str], total_steps: int | None = None, ax=None) -> Figure:
     """The LR every schedule gives over a run, warm-up included (no training)."""
-    fig, (ax,) = _figure() if ax is None else (ax.figure, [ax])
+    fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
     total = total_steps or spec.total_steps
     steps = np.arange(total)
     for name in names:

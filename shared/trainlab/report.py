@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-PROFILES = ("smoke", "quick", "full")
 CELL_TIMEOUT = 3600  # no cell of a full run takes an hour; a hung kernel must not wait forever
 
 
@@ -36,14 +35,17 @@ def to_html(executed: Path) -> Path:
     return html
 
 
-def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
-    if profile not in PROFILES:
-        print(f"trainlab: invalid profile: {profile!r}; expected one of {', '.join(PROFILES)}", file=sys.stderr)
-        return 2
+def missing_notebooks(notebooks: list[Path]) -> str | None:
+    """A one-line complaint about the notebook paths, or None when they all exist."""
     missing = [str(n) for n in notebooks if not n.is_file()]
     if missing or not notebooks:
-        print(f"trainlab: no such notebook: {', '.join(missing) or '(none given)'}", file=sys.stderr)
-        return 2
+        return f"no such notebook: {', '.join(missing) or '(none given)'}"
+    return None
+
+
+def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
+    """Execute each notebook with `profile` into `out_dir`, with its HTML (the profile
+    and paths are checked by the caller, before any work)."""
     failed = []
     for nb in notebooks:
         t0 = time.perf_counter()

@@ -102,35 +102,33 @@ def _betas(name: str, v: Any) -> tuple[float, float]:
         raise SpecError(name, v, allowed) from None
 
 
+# The fields that take one of a list of names (the widgets offer these as dropdowns).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": DATASETS, "scale": SCALES, "model": MODELS, "activation": ACTIVATIONS, "init": INITS,
+    "norm": NORMS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "device": DEVICES,
+}
+
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "dataset": _choice(DATASETS),
+    **{name: _choice(options) for name, options in CHOICES.items()},
     "subset": _integer(20, 1_000_000, optional=True),
     "val_fraction": _number(0, 0.5),
-    "scale": _choice(SCALES),
-    "model": _choice(MODELS),
     "depth": _integer(0, 200),
     "width": _integer(1, 8192),
-    "activation": _choice(ACTIVATIONS),
-    "init": _choice(INITS),
     "init_std": _number(0, 100, lo_open=True),
     "bias_init": _number(-10, 10),
-    "norm": _choice(NORMS),
     "dropout": _number(0, 1, hi_open=True),
-    "optimizer": _choice(OPTIMIZERS),
     "lr": _number(0, 100, lo_open=True),
     "momentum": _number(0, 1, hi_open=True),
     "betas": _betas,
     "weight_decay": _number(0, 10),
     "batch_size": _integer(1, 1_000_000),
     "epochs": _integer(1, 10_000),
-    "schedule": _choice(SCHEDULES),
     "warmup_steps": _integer(0, 10_000_000),
     "final_lr_fraction": _number(0, 1, lo_open=True),
     "clip_norm": _number(0, 1e9, lo_open=True, optional=True),
     "clip_value": _number(0, 1e9, lo_open=True, optional=True),
     "label_smoothing": _number(0, 1, hi_open=True),
     "seed": _integer(0, 2**31 - 1),
-    "device": _choice(DEVICES),
     "probe_every": _integer(0, 10_000_000),
 }
 

@@ -60,11 +60,8 @@ class Sweep:
 
     def best(self, metric: str = "val_acc", maximize: bool = True) -> Run:
         """The best run by a final metric (diverged runs never win)."""
-        ok = self.table[~self.table["diverged"]]
-        if ok.empty:
-            raise ValueError("every run of the sweep diverged")
-        i = ok[metric].idxmax() if maximize else ok[metric].idxmin()
-        return self.runs[i]
+        from .measures import best_row
+        return self.runs[best_row(self.table, metric, maximize)]
 
 
 def summarize(runs: list[Run]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ once.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
@@ -27,7 +28,7 @@ def probe_batch(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, int]:
     return data.train_x, data.train_y, data.num_classes
 
 
-def init_stats(spec: Spec) -> "object":
+def init_stats(spec: Spec) -> pd.DataFrame:
     """`layer_stats` of the spec's freshly initialised model on a real batch: the
     forward activations and the backward gradient norms of every layer."""
     torch.manual_seed(spec.seed)
@@ -39,7 +40,7 @@ def init_stats(spec: Spec) -> "object":
 def init_view(spec: Spec) -> Figure:
     """Activation spread and gradient norm per layer at initialisation."""
     stats = init_stats(spec)
-    fig, axes = plots._figure(ncols=2, width=4.6)
+    fig, axes = plots.figure(ncols=2, width=4.6)
     label = f"{spec.init} + {spec.activation}"
     plots.layer_profile({label: stats}, "act_std", ax=axes[0], title="activation std (forward)")
     plots.layer_profile({label: stats}, "grad_norm", ax=axes[1], title="weight gradient norm (backward)")
@@ -52,7 +53,7 @@ def _run_panel(spec: Spec, title: str, show_schedule: bool = False) -> Figure:
     """The run of `spec` (cached): training loss and validation accuracy, with the
     LR schedule in front when asked."""
     run = run_cached(spec)
-    fig, axes = plots._figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
+    fig, axes = plots.figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
     if show_schedule:
         plots.schedules(spec, [spec.schedule], ax=axes.pop(0))
     plots.curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from .spec import ACTIVATIONS, DATASETS, INITS, MODELS, NORMS, OPTIMIZERS, SCALES, SCHEDULES, Spec, SpecError
-
-CHOICES = {"dataset": DATASETS, "scale": SCALES, "model": MODELS, "activation": ACTIVATIONS, "init": INITS,
-           "norm": NORMS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+from .spec import CHOICES, Spec, SpecError
 
 
 def control(spec: Spec, name: str, options: Sequence[Any] | None = None):
