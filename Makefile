@@ -16,7 +16,7 @@ help:
 	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make lab     JupyterLab on notebooks/"
-	@echo "make claims every notebook on seeds 0..SEEDS-1; prints each claim's smallest margin"
+	@echo "make claims  every notebook on seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
 $(STAMP): pyproject.toml
@@ -54,6 +54,8 @@ claims: data
 
 bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py
+	$(PY) benchmarks/shared_cpu.py
+	$(PY) benchmarks/sweep_parallel.py
 
 clean:
 	rm -rf reports .pytest_cache

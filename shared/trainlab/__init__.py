@@ -13,6 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .threads import configure_libraries
+
+# Before torch loads MKL and OpenMP: reproducible matrix products at any thread
+# count, and OpenMP threads that yield to a neighbour (see trainlab.threads).
+configure_libraries()
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -22,10 +28,11 @@ _EXPORTS = {
     "models": ["build_model", "init_weights"],
     "optim": ["build_optimizer", "lr_at"],
     "probes": ["Probes", "activation_stats", "layer_stats"],
-    "run": ["Run"],
+    "run": ["CorruptRunFile", "Run"],
     "range_test": ["RangeTest", "lr_find"],
     "spec": ["Spec", "SpecError", "grid"],
-    "sweeps": ["Sweep", "run_cached", "sweep"],
+    "sweeps": ["Sweep", "SweepError", "run_cached", "sweep"],
+    "threads": ["choose_threads"],
     "train": ["Learner", "evaluate", "fit"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

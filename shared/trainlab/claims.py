@@ -23,6 +23,13 @@ import pandas as pd
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
+def _json_safe(rows: list[dict]) -> list[dict]:
+    """The rows with NaN and inf as None: JSON has neither, and a bare NaN in the file
+    breaks strict readers (the seeds summary reads null back as NaN)."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()}
+            for r in rows]
+
+
 class Claims:
     def __init__(self, notebook: str, profile: str = "", seed: int | None = None):
         self.notebook, self.profile, self.seed = notebook, profile, seed
@@ -48,14 +55,16 @@ class Claims:
         return pd.DataFrame(self.rows, columns=["claim", "measured", "op", "threshold", "margin", "held"])
 
     def report(self):
-        """Save (if asked), raise AssertionError naming every claim that failed, and
-        otherwise return the table, formatted for reading."""
+        """Save (if asked; as strict JSON, NaN and inf written as null), raise
+        AssertionError naming every claim that failed, and otherwise return the table,
+        formatted for reading."""
         out = os.environ.get("TRAINLAB_CLAIMS_DIR")
         if out:
             path = Path(out) / f"{self.notebook}-{self.profile}-seed{self.seed}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"notebook": self.notebook, "profile": self.profile,
-                                        "seed": self.seed, "claims": self.rows}, indent=1))
+                                        "seed": self.seed, "claims": _json_safe(self.rows)},
+                                       indent=1, allow_nan=False))
         failed = [r for r in self.rows if not r["held"]]
         if failed:
             lines = [f"  {r['claim']}: measured {r['measured']:.4g}, needed {r['op']} {r['threshold']:.4g}"

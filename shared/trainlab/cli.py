@@ -1,11 +1,13 @@
 """Command line: `python -m trainlab run --<field> <value> ... [--json]`,
+`python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--json]`,
 `python -m trainlab fetch [dataset ...]` and
 `python -m trainlab report [--profile P] [--out DIR] notebook ...` and
-`python -m trainlab claims [--profile P] [--seeds N] notebook ...`.
+`python -m trainlab claims [--profile P] [--seeds N] [--workers N] notebook ...`.
 
 Exit codes: 0 for every completed run (diverged ones too), 1 when data is missing
 (with the message that says how to supply it), 2 for an invalid spec or flag (one
-line on stderr naming the field).
+line on stderr naming the field). A sweep exits 1 when any of its runs failed
+(the others are cached and printed).
 """
 from __future__ import annotations
 
@@ -30,11 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m trainlab", description="Train one run from a spec, or fetch datasets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="train one run; flags set spec fields (defaults: trainlab.Spec())")
-    defaults = Spec()
-    for f in fields(Spec):
-        run.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar="VALUE",
-                         help=f"default: {getattr(defaults, f.name)}")
+    _spec_flags(run, "VALUE", "")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    sw = sub.add_parser("sweep", help="train the grid of the given values, in parallel if asked; cached")
+    _spec_flags(sw, "V1,V2,...", "; betas take 'b1,b2;b1,b2'")
+    sw.add_argument("--seeds", type=int, help="run every point on seeds 0..N-1 (instead of --seed)")
+    sw.add_argument("--workers", type=int, help="local worker processes (default: train in this process)")
+    sw.add_argument("--scheduler", help="address of a Dask scheduler to train on, e.g. tcp://127.0.0.1:8786")
+    sw.add_argument("--json", action="store_true",
+                    help="print one JSON object {\"runs\": [...]}, each run as 'run --json' prints it")
     fetch_p = sub.add_parser("fetch", help="download (or copy from TRAINLAB_MIRROR) and cache datasets")
     fetch_p.add_argument("datasets", nargs="*", default=["mnist", "fashion_mnist"],
                          help=f"any of {', '.join(DATASETS)} (default: mnist fashion_mnist)")
@@ -47,7 +53,36 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--profile", default="smoke", help="smoke, quick or full (default: smoke)")
     seeds.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
     seeds.add_argument("--out", default="reports/seeds", help="output folder (default: reports/seeds)")
+    seeds.add_argument("--workers", type=int, help="notebooks executed at once (default: one per core)")
     return p
+
+
+def _spec_flags(parser: argparse.ArgumentParser, metavar: str, note: str) -> None:
+    defaults = Spec()
+    for f in fields(Spec):
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar=metavar,
+                            help=f"default: {getattr(defaults, f.name)}{note if f.name == 'betas' else ''}")
+
+
+def _given(args: argparse.Namespace) -> dict[str, str]:
+    return {f.name: getattr(args, f.name) for f in fields(Spec) if getattr(args, f.name) is not None}
+
+
+def sweep_specs(args: argparse.Namespace) -> list[Spec]:
+    """The grid of a `sweep` command's values, every point validated (SpecError otherwise)."""
+    from .spec import grid, parse_field
+    axes = {name: [v.strip() for v in text.split(";" if name == "betas" else ",")]
+            for name, text in _given(args).items()}
+    if args.seeds is not None:
+        if "seed" in axes:
+            raise SpecError("seeds", args.seeds, "either --seeds or --seed, not both")
+        if args.seeds < 1:
+            raise SpecError("seeds", args.seeds, "at least 1")
+        axes["seed"] = [str(i) for i in range(args.seeds)]
+    if args.workers is not None and args.workers < 1:
+        raise SpecError("workers", args.workers, "at least 1")
+    # Values are parsed one by one, then checked together as points of the grid.
+    return grid(Spec(), **{name: [parse_field(name, v) for v in values] for name, values in axes.items()})
 
 
 def _print_table(summary: dict) -> None:
@@ -66,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             check_profile(args.profile)
             if args.command == "claims" and args.seeds < 1:
                 raise SpecError("seeds", args.seeds, "at least 1")
+            if args.command == "claims" and args.workers is not None and args.workers < 1:
+                raise SpecError("workers", args.workers, "at least 1")
             problem = missing_notebooks([Path(n) for n in args.notebooks])
             if problem:
                 print(f"trainlab: {problem}", file=sys.stderr)
@@ -74,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.datasets:
                 if name not in DATASETS:
                     raise SpecError("dataset", name, "one of " + ", ".join(DATASETS))
+        elif args.command == "sweep":
+            specs = sweep_specs(args)
         else:
-            given = {f.name: getattr(args, f.name) for f in fields(Spec) if getattr(args, f.name) is not None}
-            spec = Spec.from_strings(given)
+            spec = Spec.from_strings(_given(args))
     except SpecError as e:
         print(f"trainlab: invalid {'spec' if args.command == 'run' else 'argument'}: {e}", file=sys.stderr)
         return 2
@@ -86,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(notebooks, Path(args.out), args.profile)
     if args.command == "claims":
         from .report import claims_over_seeds
-        return claims_over_seeds(notebooks, args.profile, list(range(args.seeds)), Path(args.out))
+        return claims_over_seeds(notebooks, args.profile, list(range(args.seeds)), Path(args.out),
+                                 workers=args.workers)
     from .data import DataError, fetch
     from .train import fit
     try:
@@ -94,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.datasets:
                 print(f"{name}: {fetch(name)}")
             return 0
+        if args.command == "sweep":
+            return _sweep(specs, args)
         run = fit(spec)
     except SpecError as e:  # a device this machine lacks
         print(f"trainlab: invalid spec: {e}", file=sys.stderr)
@@ -106,3 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print_table(run.summary())
     return 0
+
+
+def _sweep(specs: list[Spec], args: argparse.Namespace) -> int:
+    from .sweeps import SweepError, sweep
+    try:
+        result, failures = sweep(specs, workers=args.workers, scheduler=args.scheduler), []
+    except SweepError as e:
+        result, failures = e.partial, e.failures
+    if args.json:
+        print(json.dumps({"runs": [r.summary() for r in result.runs]}))
+    else:
+        import pandas as pd
+        with pd.option_context("display.width", 200, "display.max_rows", 1000):
+            print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for f in failures:
+        print(f"trainlab: run failed: {f}", file=sys.stderr)
+    return 1 if failures else 0

@@ -5,6 +5,12 @@ files. The parsed uint8 tensors are cached on disk; a run then splits, scales an
 moves them to the device once and draws batches by a seeded permutation, with no
 per-sample DataLoader.
 
+The cache is checked on every load (keys, dtypes, shapes, labels, a sha256 of its
+tensors) and rebuilt, with a warning, when it is damaged; extracted files that do
+not parse are extracted again from their md5-checked archives. Every file is
+written under a unique temp name and renamed into place, and the data root is
+checked to be writable before any work (storage.ensure_writable).
+
 Where files come from:
 - `TRAINLAB_DATA`: the data root (default: `data/` in the repository).
 - `TRAINLAB_MIRROR`: a local folder or an http(s) URL laid out like the original
@@ -18,32 +24,43 @@ Where files come from:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import pickle
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.error import URLError
 
 import torch
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
-from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+from torchvision.datasets.utils import check_integrity, download_url
 
-from .spec import Spec
+from .spec import TRAIN_SIZES, Spec
+from .storage import DataError, StorageError, atomic_write, ensure_writable  # noqa: F401  (re-exported)
 
-CACHE_VERSION = 1
+# v2: the cache holds a sha256 of its tensors and is verified on every load.
+CACHE_VERSION = 2
 SOURCES = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10}
+# What parsed tensors must look like: image shape (C, H, W) and number of classes.
+# Training sizes are spec.TRAIN_SIZES; all three datasets have 10,000 test examples.
+LAYOUT = {"mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}
+TEST_SIZE = 10_000
+CHECKSUM_KEY = "sha256"
+# Errors torchvision's parsers raise on cut-short or garbled files (its idx reader
+# asserts on headers; CIFAR batches are pickles), plus ours for wrong shapes.
+PARSE_ERRORS = (RuntimeError, ValueError, AssertionError, KeyError, IndexError, EOFError, OSError,
+                pickle.UnpicklingError)
+ROOT_NOTE = " (datasets; the run cache is kept there too unless TRAINLAB_RUNS names another folder)"
 MIRROR_HELP = (
     "Set TRAINLAB_MIRROR to a folder or http(s) URL that holds the original files "
     "(laid out as <mirror>/MNIST/raw/<file>, <mirror>/FashionMNIST/raw/<file>, "
     "<mirror>/cifar-10-python.tar.gz), e.g. TRAINLAB_MIRROR=../shared/datasets, "
     "or copy the files into the folder named above."
 )
-
-
-class DataError(RuntimeError):
-    """The dataset's files are missing or corrupt; the message says how to supply them."""
 
 
 def repo_root() -> Path:
@@ -63,8 +80,9 @@ def _resources(name: str, root: Path) -> tuple[list[tuple[str, str]], str, Path]
     return list(cls.resources), f"{cls.__name__}/raw", root / cls.__name__ / "raw"
 
 
-def _copy_from_folder(name: str, mirror: Path, root: Path) -> None:
-    files, sub, dest = _resources(name, root)
+def _verify_mirror_folder(name: str, mirror: Path) -> None:
+    """Raise DataError naming every file the mirror lacks or holds corrupt (md5), before anything is copied."""
+    files, sub, _ = _resources(name, Path())
     missing, corrupt = [], []
     for filename, md5 in files:
         src = mirror / sub / filename
@@ -77,21 +95,38 @@ def _copy_from_folder(name: str, mirror: Path, root: Path) -> None:
                    (["corrupt: " + ", ".join(corrupt)] if corrupt else [])
         raise DataError(f"{name}: the mirror {mirror} does not hold the original files ("
                         + "; ".join(problems) + "). " + MIRROR_HELP)
+
+
+def _copy_from_folder(name: str, mirror: Path, root: Path) -> None:
+    """Copy the (already verified) mirror files that `root` lacks or holds corrupt."""
+    files, sub, dest = _resources(name, root)
     dest.mkdir(parents=True, exist_ok=True)
     for filename, md5 in files:
         target = dest / filename
         if not check_integrity(str(target), md5):
-            # Copy then rename, so an interrupted copy never looks like a good file.
-            tmp = target.with_suffix(target.suffix + ".part")
-            shutil.copyfile(mirror / sub / filename, tmp)
-            os.replace(tmp, target)
+            # Through a uniquely named temp file: an interrupted copy never looks like a
+            # good file, and two processes fetching at once never write the same temp file.
+            atomic_write(target, functools.partial(_copy_into, mirror / sub / filename))
+
+
+def _copy_into(src: Path, out: Any) -> None:
+    with open(src, "rb") as f:
+        shutil.copyfileobj(f, out, 1 << 20)
 
 
 def _download_from_url(name: str, mirror: str, root: Path) -> None:
+    """Download the archives `root` lacks or holds corrupt; torchvision extracts them when parsing."""
     files, sub, dest = _resources(name, root)
+    dest.mkdir(parents=True, exist_ok=True)
     for filename, md5 in files:
+        if check_integrity(str(dest / filename), md5):
+            continue
         url = "/".join(p.strip("/") for p in (mirror, sub, filename) if p)
-        download_and_extract_archive(url, download_root=str(dest), filename=filename, md5=md5)
+        # torchvision writes under the final name as bytes arrive, so download into a
+        # private folder and move the md5-checked file in: no half file, no shared temp name.
+        with tempfile.TemporaryDirectory(dir=dest, prefix=f".{filename}.", suffix=".part") as tmp:
+            download_url(url, tmp, filename=filename, md5=md5)
+            os.replace(Path(tmp) / filename, dest / filename)
 
 
 def _parse(name: str, root: Path) -> dict[str, torch.Tensor]:
@@ -106,21 +141,173 @@ def _parse(name: str, root: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def fetch(name: str, root: Path | None = None) -> Path:
-    """Download (or copy from the mirror), verify and parse one dataset; return its cache file.
+def _problems(name: str, tensors: Any) -> list[str]:
+    """What is wrong with parsed tensors (nothing: []): keys, dtypes, shapes, label range."""
+    if not isinstance(tensors, dict):
+        return [f"contents: a {type(tensors).__name__} is not allowed; expected a dict of tensors"]
+    keys = {"train_x", "train_y", "test_x", "test_y"}
+    if set(tensors) != keys:
+        return [f"keys: {sorted(map(str, tensors))} are not allowed; expected {sorted(keys)}"]
+    image, classes = LAYOUT[name]
+    problems = []
+    for split, n in (("train", TRAIN_SIZES[name]), ("test", TEST_SIZE)):
+        problems += _tensor_problems(f"{split}_x", tensors[f"{split}_x"], torch.uint8, (n, *image))
+        y = tensors[f"{split}_y"]
+        found = _tensor_problems(f"{split}_y", y, torch.long, (n,))
+        if not found and (int(y.min()) < 0 or int(y.max()) >= classes):
+            found = [f"{split}_y: labels {int(y.min())}..{int(y.max())} are not allowed; expected 0..{classes - 1}"]
+        problems += found
+    return problems
 
-    Raises DataError, naming the missing files and how to supply them, when the files
-    cannot be had.
+
+def _tensor_problems(key: str, t: Any, dtype: torch.dtype, shape: tuple[int, ...]) -> list[str]:
+    if not isinstance(t, torch.Tensor):
+        return [f"{key}: a {type(t).__name__} is not allowed; expected a tensor"]
+    if t.dtype != dtype:
+        return [f"{key}: dtype {t.dtype} is not allowed; expected {dtype}"]
+    if tuple(t.shape) != shape:
+        return [f"{key}: shape {tuple(t.shape)} is not allowed; expected {shape}"]
+    return []
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over each tensor's name, dtype, shape and bytes.
+
+    Kept inside the cache file rather than beside it, so the cache is still written
+    in one atomic rename and two processes writing it at once cannot pair one file
+    with the other's checksum. It catches damage that keeps shapes valid (a flipped
+    bit in the pixels), which a shape check cannot.
     """
-    if name not in SOURCES:
-        raise DataError(f"dataset: {name!r} is not known; expected one of {', '.join(SOURCES)}")
-    root = Path(root) if root else data_root()
-    cache = root / "cache" / f"{name}.v{CACHE_VERSION}.pt"
-    if cache.is_file():
-        return cache
-    root.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].contiguous()
+        h.update(f"{key} {t.dtype} {tuple(t.shape)}\n".encode())
+        h.update(memoryview(t.numpy()).cast("B"))  # hashed in place, no copy of 50 MB
+    return h.hexdigest()
+
+
+def _cache_problem(name: str, stored: Any) -> str | None:
+    """Why a loaded cache cannot be trusted, or None. Removes the checksum entry from `stored`."""
+    checksum = stored.pop(CHECKSUM_KEY, None) if isinstance(stored, dict) else None
+    problems = _problems(name, stored)
+    if not problems and checksum != _digest(stored):
+        problems = [f"{CHECKSUM_KEY}: {checksum!r} does not match the tensors it holds"]
+    return "; ".join(problems) or None
+
+
+def _read_cache(cache: Path, name: str) -> dict[str, torch.Tensor] | None:
+    """The verified tensors in `cache`; None when it is absent, or bad (then with a warning naming it)."""
+    if not cache.is_file():
+        return None
+    try:
+        stored = torch.load(cache, map_location="cpu", weights_only=True)
+    except Exception as e:  # a cut-short zip or garbage bytes surface as many types; all mean "rebuild"
+        problem = f"cannot be read: {_reason(e)}"
+    else:
+        problem = _cache_problem(name, stored)
+    if problem is None:
+        return stored
+    warnings.warn(f"dataset cache {cache} is corrupt ({problem}); rebuilding it from the original files",
+                  stacklevel=4)
+    return None
+
+
+def _write_cache(cache: Path, tensors: dict[str, torch.Tensor]) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**tensors, CHECKSUM_KEY: _digest(tensors)}
+    atomic_write(cache, functools.partial(torch.save, payload))
+
+
+def _parse_checked(name: str, root: Path) -> dict[str, torch.Tensor]:
+    tensors = _parse(name, root)
+    problems = _problems(name, tensors)
+    if problems:  # e.g. an extracted file that parses but holds too few examples
+        raise ValueError("; ".join(problems))
+    return tensors
+
+
+def _archives_verified(name: str, root: Path) -> bool:
+    files, _, dest = _resources(name, root)
+    return all(check_integrity(str(dest / f), md5) for f, md5 in files)
+
+
+def _remove_extracted(name: str, root: Path) -> list[Path]:
+    """Delete what was extracted from the archives (never the archives); return what was removed."""
+    files, _, dest = _resources(name, root)
+    if SOURCES[name] is CIFAR10:
+        extracted = [root / CIFAR10.base_folder]
+    else:
+        extracted = [dest / f.removesuffix(".gz") for f, _ in files]
+    removed = [p for p in extracted if p.exists()]
+    for p in removed:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return removed
+
+
+def _parse_with_retry(name: str, root: Path) -> dict[str, torch.Tensor]:
+    """Parse the extracted files; when that fails but the archives pass their md5 check,
+    extract them again and parse once more.
+
+    torchvision re-extracts only files that are missing, not ones cut short (by a full
+    disk or a killed process), so without this one bad file would fail every later run.
+    """
+    try:
+        return _parse_checked(name, root)
+    except PARSE_ERRORS as e:
+        if not _archives_verified(name, root):
+            raise  # nothing trustworthy to extract from: the caller's advice is about the source
+        removed = _remove_extracted(name, root)
+        _, _, dest = _resources(name, root)
+        warnings.warn(f"{name}: the files extracted into {dest} could not be parsed ({_reason(e)}); "
+                      f"removed {', '.join(p.name for p in removed) or 'nothing'} and extracting them "
+                      "again from the md5-verified archives", stacklevel=5)
+    try:
+        return _parse_checked(name, root)
+    except PARSE_ERRORS as e:
+        _, _, dest = _resources(name, root)
+        raise DataError(f"{name}: the files extracted into {dest} cannot be parsed ({_reason(e)}), even "
+                        "after extracting them again from archives that pass their md5 check, so the "
+                        f"source files are fine. Check the free space in {dest}, or delete that folder "
+                        "and fetch again.") from None
+
+
+def _check_writable(name: str, root: Path) -> None:
+    """Fail with one clear message before any download, copy or parse when the data root
+    (or a folder already in it that will be written) cannot be written."""
+    ensure_writable(root, "TRAINLAB_DATA", "data root", note=ROOT_NOTE)
+    _, _, dest = _resources(name, root)
+    for folder in (root / "cache", dest):
+        if folder.is_dir():  # ones still missing are created in the root just checked
+            ensure_writable(folder, "TRAINLAB_DATA", "data folder", note=ROOT_NOTE)
+
+
+def _advice(mirror: str, source_ok: bool, dest: Path) -> str:
+    """What to do next, fitting what is known: never "set TRAINLAB_MIRROR" when a good mirror is set."""
+    if source_ok:
+        return (f"The original files passed their md5 check, so the source is fine; the trouble is in "
+                f"{dest}: check its free space, or delete it and fetch again.")
+    if mirror.startswith(("http://", "https://")):
+        return (f"TRAINLAB_MIRROR is {mirror}: check that it serves the original files laid out as "
+                "<mirror>/MNIST/raw/<file>, <mirror>/FashionMNIST/raw/<file>, <mirror>/cifar-10-python.tar.gz, "
+                "or set it to a folder that holds them.")
+    return MIRROR_HELP
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as one short line; the type is kept, as torchvision's asserts carry no message."""
+    text = " ".join(str(e).split())[:300]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _build(name: str, root: Path) -> dict[str, torch.Tensor]:
+    """Get the original files into `root` (download or mirror), verify and parse them."""
+    _check_writable(name, root)
     mirror = os.environ.get("TRAINLAB_MIRROR", "").strip()
     files, _, dest = _resources(name, root)
+    source_ok = False
     try:
         if mirror.startswith(("http://", "https://")):
             _download_from_url(name, mirror, root)
@@ -129,24 +316,45 @@ def fetch(name: str, root: Path | None = None) -> Path:
             if not folder.is_dir():
                 raise DataError(f"TRAINLAB_MIRROR: {mirror!r} is neither a folder nor an http(s) URL. "
                                 + MIRROR_HELP)
+            _verify_mirror_folder(name, folder)
+            source_ok = True
             _copy_from_folder(name, folder, root)
-        tensors = _parse(name, root)
+        return _parse_with_retry(name, root)
     except (RuntimeError, URLError, OSError) as e:
         if isinstance(e, DataError):
             raise
         names = ", ".join(f for f, _ in files)
-        reason = " ".join(str(e).split())[:300]
-        raise DataError(f"{name}: could not get {names} into {dest} ({reason}). " + MIRROR_HELP) from None
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=cache.parent, suffix=".part", delete=False) as f:
-        torch.save(tensors, f)
-    os.replace(f.name, cache)
-    return cache
+        raise DataError(f"{name}: could not get {names} into {dest} ({_reason(e)}). "
+                        + _advice(mirror, source_ok, dest)) from None
+
+
+def _fetch(name: str, root: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The dataset's cache file and its verified tensors, building or repairing the cache as needed."""
+    if name not in SOURCES:
+        raise DataError(f"dataset: {name!r} is not known; expected one of {', '.join(SOURCES)}")
+    cache = root / "cache" / f"{name}.v{CACHE_VERSION}.pt"
+    # A valid cache needs no write, so a read-only data root that holds one still works.
+    tensors = _read_cache(cache, name)
+    if tensors is None:
+        tensors = _build(name, root)
+        _write_cache(cache, tensors)
+    return cache, tensors
+
+
+def fetch(name: str, root: Path | None = None) -> Path:
+    """Download (or copy from the mirror), verify and parse one dataset; return its cache file.
+
+    An existing cache is verified (keys, dtypes, shapes, label range, checksum) and,
+    when bad, rebuilt from the original files with a warning naming it. Raises
+    DataError, naming the missing files and how to supply them, when the files cannot
+    be had, and StorageError (a DataError) when the data root cannot be written.
+    """
+    return _fetch(name, Path(root) if root else data_root())[0]
 
 
 @functools.lru_cache(maxsize=4)
 def _raw(name: str, root: str) -> dict[str, torch.Tensor]:
-    return torch.load(fetch(name, Path(root)), weights_only=True)
+    return _fetch(name, Path(root))[1]
 
 
 def raw_tensors(name: str) -> dict[str, torch.Tensor]:
@@ -193,6 +401,21 @@ def split_indices(n: int, subset: int | None, val_fraction: float, seed: int) ->
     return pool[n_val:], pool[:n_val]
 
 
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) std of uint8 images, as float32.
+
+    The sums are taken over integers in float64, where they are exact, so the result
+    does not depend on how many threads split the reduction: a run gives the same
+    numbers in a notebook, in a sweep worker and on a cluster.
+    """
+    v = x.to(torch.float64).transpose(0, 1).reshape(x.shape[1], -1)
+    n = v.shape[1]
+    total, squares = v.sum(dim=1), (v * v).sum(dim=1)
+    mean = total / n
+    var = (squares - total * mean) / (n - 1)
+    return mean.float(), var.clamp_min(0).sqrt().float()
+
+
 def load_data(spec: Spec, device: torch.device | str = "cpu") -> DataBundle:
     """The spec's dataset, split by its seed, scaled with training-set statistics, on `device`."""
     raw = raw_tensors(spec.dataset)
@@ -200,8 +423,7 @@ def load_data(spec: Spec, device: torch.device | str = "cpu") -> DataBundle:
     train_x = raw["train_x"][train_idx].float()
     channels = train_x.shape[1]
     if spec.scale == "standard":
-        mean = train_x.mean(dim=(0, 2, 3))
-        std = train_x.std(dim=(0, 2, 3))
+        mean, std = channel_stats(raw["train_x"][train_idx])
     elif spec.scale == "unit":
         mean, std = torch.zeros(channels), torch.full((channels,), 255.0)
     else:

@@ -44,20 +44,41 @@ def loss_noise(run: Run, window: int = 10) -> float:
     return float((late - late.rolling(window, center=True, min_periods=1).mean()).std())
 
 
+def _unmeasured(metric: str) -> str:
+    """Why a sweep's `metric` can be NaN on every run that finished, and what to use instead."""
+    why = ("there is no validation set (val_fraction = 0)" if metric.startswith("val_")
+           else "it was not measured")
+    return (f"metric={metric!r} is NaN on every run that did not diverge: {why}; pick a "
+            f"metric that was measured, e.g. metric='train_loss', maximize=False")
+
+
 def best_row(table: pd.DataFrame, metric: str = "val_acc", maximize: bool = True):
-    """The index of the sweep row with the best final `metric`; diverged runs never win."""
+    """The index of the sweep row with the best final `metric`; diverged runs never win.
+
+    >>> best_row(sweep_result.table, "train_loss", maximize=False)   # doctest: +SKIP
+    """
+    if metric not in table.columns:
+        raise ValueError(f"metric={metric!r} is not a column of the sweep table; expected one of "
+                         f"{', '.join(map(str, table.columns))}")
     ok = table[~table["diverged"]]
     if ok.empty:
         raise ValueError("every run of the sweep diverged")
+    if ok[metric].isna().all():  # idxmax would fail with a message about NA values
+        raise ValueError(_unmeasured(metric))
     return ok[metric].idxmax() if maximize else ok[metric].idxmin()
 
 
-def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None) -> "float | pd.Series":
+def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None,
+            maximize: bool = True) -> "float | pd.Series":
     """The swept LR with the best final `metric` (diverged runs excluded), overall or
-    for every value of the field `by`."""
+    for every value of the field `by`; `maximize=False` for losses.
+
+    >>> best_lr(sweep_result.table, by="batch_size")                    # doctest: +SKIP
+    >>> best_lr(sweep_result.table, "train_loss", maximize=False)       # doctest: +SKIP
+    """
     if by is None:
-        return float(table.loc[best_row(table, metric), "lr"])
-    return table.loc[[best_row(group, metric) for _, group in table.groupby(by)]].set_index(by)["lr"]
+        return float(table.loc[best_row(table, metric, maximize), "lr"])
+    return table.loc[[best_row(group, metric, maximize) for _, group in table.groupby(by)]].set_index(by)["lr"]
 
 
 def nearest(values: list[float], target: float) -> float:

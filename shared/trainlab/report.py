@@ -62,22 +62,41 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
     return 0
 
 
-def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path) -> int:
+def _execute_one(notebook: Path, out_dir: Path, parameters: dict) -> float:
+    t0 = time.perf_counter()
+    execute(notebook, out_dir, parameters)
+    return time.perf_counter() - t0
+
+
+def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path,
+                      workers: int | None = None) -> int:
     """Run every notebook once per seed and print, per claim, how many seeds it held
-    on and its smallest margin: the evidence for the thresholds in the claims cells."""
+    on and its smallest margin: the evidence for the thresholds in the claims cells.
+
+    The executions run in parallel, one per core by default (`workers`), each kernel
+    limited to its share of the cores through TRAINLAB_THREADS."""
     import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+    from .threads import usable_cores, worker_share
+    jobs = [(nb, seed) for nb in notebooks for seed in seeds]
+    workers = max(1, min(workers or usable_cores(), len(jobs)))
     claims_dir = out_dir / "claims"
+    # Children (and the kernels they start) inherit these.
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)
+    os.environ.setdefault("TRAINLAB_THREADS", str(worker_share(workers)))
     failed_runs = []
-    for nb in notebooks:
-        for seed in seeds:
-            t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_execute_one, nb, out_dir / f"{profile}-seed{seed}",
+                               {"profile": profile, "seed": seed}): (nb, seed) for nb, seed in jobs}
+        for future in as_completed(futures):
+            nb, seed = futures[future]
             try:
-                execute(nb, out_dir / f"{profile}-seed{seed}", {"profile": profile, "seed": seed})
-                print(f"ok      {nb.stem} seed {seed} ({time.perf_counter() - t0:.0f}s)", flush=True)
+                print(f"ok      {nb.stem} seed {seed} ({future.result():.0f}s)", flush=True)
             except Exception as e:  # the claims table is still written before the assertion
                 failed_runs.append(f"{nb.stem} seed {seed}")
-                print(f"FAILED  {nb.stem} seed {seed}: {type(e).__name__}", flush=True)
+                last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+                print(f"FAILED  {nb.stem} seed {seed}: {type(e).__name__}: {last[:300]}", flush=True)
     summary = summarize_claims(claims_dir, profile)
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
@@ -87,15 +106,27 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
 
 def summarize_claims(claims_dir: Path, profile: str):
     """One row per (notebook, claim): on how many seeds it held, and its worst seed's
-    measured value and margin."""
+    measured value and margin. A seed whose measurement was NaN (saved as null) failed
+    without a margin, so it counts as the worst; a claim NaN on every seed shows
+    held 0 and worst NaN.
+
+    >>> summarize_claims(Path("reports/claims"), "smoke")   # doctest: +SKIP
+    """
     import json
     import pandas as pd
     rows = [dict(r, notebook=d["notebook"], seed=d["seed"])
             for f in sorted(claims_dir.glob(f"*-{profile}-seed*.json"))
             for d in [json.loads(f.read_text())] for r in d["claims"]]
+    keys, columns = ["notebook", "claim"], ["held", "seeds", "op", "threshold", "worst", "min_margin"]
+    if not rows:  # every notebook failed before its claims cell: an empty summary, not a crash
+        return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=keys))
     table = pd.DataFrame(rows)
-    keys = ["notebook", "claim"]
+    # null (NaN in the notebook) would otherwise leave an all-null column as objects
+    for c in ("measured", "threshold", "margin"):
+        table[c] = pd.to_numeric(table[c], errors="coerce")
     counts = table.groupby(keys, sort=False).agg(held=("held", "sum"), seeds=("seed", "nunique"))
-    worst = table.loc[table.groupby(keys, sort=False)["margin"].idxmin()].set_index(keys)
+    # idxmin fails on a claim whose margins are all NaN; sorting NaN first picks it instead
+    worst = (table.sort_values("margin", na_position="first", kind="stable")
+             .drop_duplicates(keys).set_index(keys))
     return counts.join(worst[["op", "threshold", "measured", "margin"]].rename(
-        columns={"measured": "worst", "margin": "min_margin"}))
+        columns={"measured": "worst", "margin": "min_margin"}))[columns]

@@ -16,6 +16,27 @@ from typing import Any
 import pandas as pd
 
 from .spec import Spec
+from .storage import atomic_write
+
+__all__ = ["CorruptRunFile", "Run"]
+
+# The keys `Run.from_dict` cannot do without; `probes` and `extra` are optional.
+REQUIRED_KEYS = ("spec", "steps", "epochs", "final", "diverged", "epochs_completed", "seconds", "device")
+
+
+class CorruptRunFile(ValueError):
+    """A saved run that cannot be read back: torn, truncated or not a run at all.
+
+    `path` is the file. A cache can catch this, move the file aside and retrain.
+
+    >>> Run.load("runs/torn.json")                          # doctest: +SKIP
+    CorruptRunFile: runs/torn.json: not valid JSON (Unterminated string ... at line 1 column 4097) ...
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}; a saved run must be the JSON that Run.save writes "
+                         f"(delete the file or move it aside to train the run again)")
 
 
 def _clean(value: Any) -> Any:
@@ -30,15 +51,33 @@ def _clean(value: Any) -> Any:
 
 
 def _frame_to_json(df: pd.DataFrame | None) -> dict | None:
+    # JSON alone would turn int and bool columns into floats on the way back, so the
+    # dtypes travel with the data.
     if df is None:
         return None
-    return {"columns": list(df.columns), "data": _clean(df.astype(object).values.tolist())}
+    return {"columns": list(df.columns), "dtypes": [str(t) for t in df.dtypes],
+            "data": _clean(df.astype(object).values.tolist())}
+
+
+def _restore_column(values: pd.Series, dtype: str) -> pd.Series:
+    """A column read as objects, back in its saved dtype; null is NaN, as it was in the
+    fresh frame (NaN and inf were both saved as null)."""
+    if dtype == "object":
+        return values.where(values.notna(), math.nan)
+    return values.astype(dtype)
 
 
 def _frame_from_json(d: dict | None) -> pd.DataFrame | None:
     if d is None:
         return None
-    return pd.DataFrame(d["data"], columns=d["columns"]).astype(float, errors="ignore").fillna(float("nan"))
+    if "dtypes" not in d:  # saved before dtypes were: numbers come back as floats
+        return pd.DataFrame(d["data"], columns=d["columns"]).astype(float, errors="ignore").fillna(float("nan"))
+    if len(d["dtypes"]) != len(d["columns"]):
+        raise ValueError(f"a frame lists {len(d['columns'])} columns but {len(d['dtypes'])} dtypes")
+    df = pd.DataFrame(d["data"], columns=d["columns"], dtype=object)
+    for i, dtype in enumerate(d["dtypes"]):  # by position: column names need not be unique
+        df.isetitem(i, _restore_column(df.iloc[:, i], dtype))
+    return df
 
 
 @dataclass
@@ -95,17 +134,45 @@ class Run:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the run as JSON (atomically: a crash never leaves half a file)."""
+        """Write the run as JSON, atomically: readers see the old file or the new one,
+        never half of one, even while other processes save the same run.
+
+        >>> Run.load(run.save("runs/a.json")).final == run.final   # doctest: +SKIP
+        True
+        """
         path = Path(path)
+        text = json.dumps(self.to_dict(), allow_nan=False)  # fails here, before any file is touched
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_text(json.dumps(self.to_dict()))
-        tmp.replace(path)
-        return path
+        # A temp name of its own: a shared name let two savers write into one file
+        # and rename it from under each other.
+        return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, path: str | Path) -> "Run":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a run that `save` wrote. A file that is not one (torn, truncated, hand
+        edited) raises `CorruptRunFile` naming it; a missing file, FileNotFoundError.
+
+        >>> run = Run.load("runs/a.json")                 # doctest: +SKIP
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise CorruptRunFile(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+        except json.JSONDecodeError as e:
+            raise CorruptRunFile(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}, "
+                                       f"of {len(e.doc)} characters: torn or truncated?)") from e
+        if not isinstance(d, dict):
+            raise CorruptRunFile(path, f"holds a JSON {type(d).__name__}, not an object with the keys "
+                                       f"{', '.join(REQUIRED_KEYS)}")
+        missing = [k for k in REQUIRED_KEYS if k not in d]
+        if missing:
+            raise CorruptRunFile(path, f"missing the key(s) {', '.join(missing)}; a run needs "
+                                       f"{', '.join(REQUIRED_KEYS)}")
+        try:
+            return cls.from_dict(d)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # SpecError is a ValueError
+            raise CorruptRunFile(path, f"its contents do not make a run ({type(e).__name__}: {e})") from e
 
     def __repr__(self) -> str:
         f = self.final

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping
 
@@ -50,13 +52,38 @@ class SpecError(ValueError):
 # --- field checkers -------------------------------------------------------------
 # Each returns the normalised value or raises SpecError. They are small so that
 # the table in Spec reads as documentation of what every field accepts.
+# Numbers are checked against `numbers.Integral` / `numbers.Real` rather than int and
+# float, so numpy scalars (a sweep over `2 ** np.arange(5, 8)`) are accepted; they
+# come out as plain int and float, which JSON and the cache key need. bool is an
+# Integral but never a sensible number of anything, so it is refused by name (numpy's
+# bool_ is not registered as a number at all).
 
 def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
     def check(name: str, v: Any) -> str:
         if not isinstance(v, str) or v not in options:
             raise SpecError(name, v, "one of " + ", ".join(options))
-        return v
+        return str(v)  # np.str_ would survive into to_dict otherwise
     return check
+
+
+def _plain_float(v: numbers.Real) -> float:
+    """`float(v)`, except that a narrower float keeps the decimal it stands for.
+
+    float(np.float32(0.1)) is 0.10000000149011612, which would give the spec a
+    different cache key from Spec(lr=0.1); numpy prints the shortest decimal that
+    reads back as the same float32, so that decimal is taken when it round-trips.
+
+    >>> _plain_float(0.1), _plain_float(3)
+    (0.1, 3.0)
+    """
+    f = float(v)
+    if type(v) in (float, int):
+        return f
+    try:
+        short = float(str(v))
+    except ValueError:  # e.g. Fraction prints as '1/3'
+        return f
+    return short if type(v)(short) == v else f
 
 
 def _number(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
@@ -68,13 +95,17 @@ def _number(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = Fals
     def check(name: str, v: Any) -> float | None:
         if v is None and optional:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise SpecError(name, v, allowed)
-        ok_lo = v > lo if lo_open else v >= lo
-        ok_hi = v < hi if hi_open else v <= hi
-        if not (ok_lo and ok_hi):
+        try:
+            f = _plain_float(v)
+        except OverflowError:  # an int too large for a float
+            raise SpecError(name, v, allowed) from None
+        ok_lo = f > lo if lo_open else f >= lo
+        ok_hi = f < hi if hi_open else f <= hi
+        if not (math.isfinite(f) and ok_lo and ok_hi):
             raise SpecError(name, v, allowed)
-        return float(v)
+        return f
     return check
 
 
@@ -84,11 +115,13 @@ def _integer(lo: int, hi: int, *, optional: bool = False) -> Callable[[str, Any]
     def check(name: str, v: Any) -> int | None:
         if v is None and optional:
             return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        n = v
+        # 32.0 (e.g. from arithmetic on floats) means 32; 32.5 is refused below.
+        if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
+            n = int(v)
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not lo <= n <= hi:
             raise SpecError(name, v, allowed)
-        return v
+        return int(n)
     return check
 
 
@@ -186,6 +219,13 @@ class Spec:
                             "a number > 0 when optimizer is 'nesterov' (Nesterov needs momentum)")
         if self.model == "cnn" and self.depth < 1:
             raise SpecError("depth", self.depth, "at least 1 conv block when model is 'cnn'")
+        # BatchNorm1d normalises each unit over the batch: one example has no variance to
+        # divide by, and torch refuses it mid-run. BatchNorm2d also averages over the
+        # feature map (at least 7x7 here), so a CNN trains on batches of one.
+        if self.norm == "batch" and self.model == "mlp" and self.depth > 0 and self.batch_size < 2:
+            raise SpecError("batch_size", self.batch_size,
+                            "at least 2 when norm is 'batch' in an MLP (batch norm needs more than "
+                            "one example per batch to normalise over)")
         available = TRAIN_SIZES[self.dataset]
         if self.subset is not None and self.subset > available:
             raise SpecError("subset", self.subset,
@@ -293,13 +333,13 @@ def grid(base: Spec, **axes: Iterable[Any]) -> list[Spec]:
     >>> len(grid(Spec(), lr=[0.01, 0.1], batch_size=[32, 64, 128]))
     6
     """
-    specs = [base]
-    for name, values in axes.items():
-        values = list(values)
+    lists = {name: list(values) for name, values in axes.items()}
+    for name, values in lists.items():
         if not values:
             raise SpecError(name, values, "at least one value to sweep over")
-        specs = [s.replace(**{name: v}) for s in specs for v in values]
-    return specs
+    # All fields of a point change at once, so combinations that only hold together
+    # (optimizer='nesterov' with momentum > 0) are valid points.
+    return [base.replace(**dict(zip(lists, combo))) for combo in itertools.product(*lists.values())]
 
 
 __all__ = ["Spec", "SpecError", "grid", "parse_field", "DATASETS", "ACTIVATIONS", "INITS",

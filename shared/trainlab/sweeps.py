@@ -5,25 +5,34 @@ the run instead of training it again. The cache lives in `TRAINLAB_RUNS` (defaul
 `<data root>/runs`) and is keyed by the spec, the harness version and the device
 type, so results from another version or another kind of device are never reused.
 
->>> result = sweep(grid(Spec(subset=2000, epochs=1), lr=[0.01, 0.1], batch_size=[32, 128]))  # doctest: +SKIP
->>> result.table.pivot(index="batch_size", columns="lr", values="val_acc")                    # doctest: +SKIP
+A sweep trains what is not cached in this process, on `workers=N` local worker
+processes, or on a Dask cluster (`scheduler="tcp://host:8786"` or a
+`distributed.Client`). At a fixed TRAINLAB_THREADS a spec gives bit-identical
+numbers on the CPU whichever way it ran. Runs are cached as they arrive, so a sweep that fails part-way keeps what it
+finished, and rerunning it trains only what is missing.
+
+>>> result = sweep(grid(Spec(subset=2000, epochs=1), lr=[0.01, 0.1], batch_size=[32, 128]), workers=2)  # doctest: +SKIP
+>>> result.table.pivot(index="batch_size", columns="lr", values="val_acc")                                # doctest: +SKIP
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
 from .data import data_root
 from .device import resolve_device
-from .run import Run
-from .spec import Spec
+from .run import CorruptRunFile, Run
+from .spec import Spec, SpecError
+from .storage import ensure_writable
 
 # Bump when a change to the harness changes the numbers a spec produces.
-RESULTS_VERSION = "1"
+RESULTS_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -35,17 +44,44 @@ def cache_path(spec: Spec) -> Path:
     return cache_dir() / f"{spec.key(RESULTS_VERSION, device)}.json"
 
 
+def load_cached(path: Path) -> Run | None:
+    """The run saved at `path`, or None. A file that cannot be read is moved aside
+    (to `corrupt/` beside it) with a warning naming it, so the run is trained again
+    instead of every later sweep stopping on it."""
+    if not path.is_file():
+        return None
+    try:
+        return Run.load(path)
+    except CorruptRunFile as e:
+        aside = path.parent / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, aside)
+            where = f"moved it to {aside}"
+        except FileNotFoundError:  # another process moved or replaced it first
+            where = "another process moved it"
+        warnings.warn(f"run cache: {e}; {where} and the run will be trained again", stacklevel=3)
+        return None
+
+
+def writable_cache() -> Path:
+    """The run cache folder, checked writable before any training starts."""
+    return ensure_writable(cache_dir(), "TRAINLAB_RUNS", "run cache")
+
+
 def run_cached(spec: Spec, *, cache: bool = True) -> Run:
     """`fit(spec)`, or the saved result of an identical earlier run.
 
     A loaded run has no `model` (weights are not cached); call `fit` when you need it.
     """
     from .train import fit
+    if not cache:
+        return fit(spec, progress=False)
     path = cache_path(spec)
-    if cache and path.is_file():
-        return Run.load(path)
-    run = fit(spec, progress=False)
-    if cache:
+    run = load_cached(path)
+    if run is None:
+        writable_cache()
+        run = fit(spec, progress=False)
         run.save(path)
     return run
 
@@ -72,11 +108,76 @@ def summarize(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = None) -> Sweep:
-    """Run every spec (cached), with one progress bar over the runs."""
+@dataclass
+class Failure:
+    """A run of a sweep that did not finish, and why."""
+
+    spec: Spec
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.spec.diff() or 'the default spec'}: {self.error}"
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed. `failures` says which and why; `partial` is the
+    Sweep of the runs that finished (they are cached too)."""
+
+    def __init__(self, failures: list[Failure], partial: "Sweep"):
+        self.failures, self.partial = failures, partial
+        lines = "\n".join(f"  {f}" for f in failures)
+        super().__init__(f"{len(failures)} of {len(failures) + len(partial.runs)} runs failed "
+                         f"(the others are cached; rerunning trains only the missing ones):\n{lines}")
+
+
+def _engine(todo: list[Spec], workers: int | None, scheduler: Any) -> Iterator:
+    from . import workers as engines
+    if scheduler is not None:
+        return engines.on_dask(todo, scheduler)
+    if workers is not None and workers > 1 and len(todo) > 1:
+        return engines.local_workers(todo, min(workers, len(todo)))
+    return engines.in_process(todo)
+
+
+def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = None,
+          workers: int | None = None, scheduler: Any = None) -> Sweep:
+    """Run every spec (cached), with one progress bar over the runs.
+
+    `workers=N` trains on N local processes; `scheduler` (a Dask scheduler address
+    or a `distributed.Client`) trains on that cluster. Runs are cached by this
+    process as they arrive. When some runs fail, the others are kept and
+    `SweepError` lists the failed specs with their errors.
+
+    >>> sweep(grid(Spec(subset=1000, epochs=1), seed=range(4)), workers=2).table  # doctest: +SKIP
+    """
     from .callbacks import progress_enabled
     from tqdm.auto import tqdm
     specs = list(specs)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SpecError("workers", workers, "a whole number >= 1, or None")
+    done: dict[str, Run] = {}
+    if cache:
+        for spec in specs:
+            run = load_cached(cache_path(spec))
+            if run is not None:
+                done[cache_path(spec).name] = run
+    todo = list({cache_path(s).name: s for s in specs if cache_path(s).name not in done}.values())
+    if todo and cache:
+        writable_cache()  # before any training: a run trained and then lost is worse than no run
+    failures: list[Failure] = []
     show = progress_enabled() if progress is None else progress
-    runs = [run_cached(s, cache=cache) for s in tqdm(specs, desc="sweep", unit="run", leave=False, disable=not show)]
-    return Sweep(runs, summarize(runs))
+    with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep", unit="run",
+              leave=False, disable=not show) as bar:
+        for spec, run, error in _engine(todo, workers, scheduler):
+            if run is None:
+                failures.append(Failure(spec, error))
+            else:
+                if cache:
+                    run.save(cache_path(spec))
+                done[cache_path(spec).name] = run
+            bar.update(1)
+    runs = [done[cache_path(s).name] for s in specs if cache_path(s).name in done]
+    result = Sweep(runs, summarize(runs) if runs else pd.DataFrame())
+    if failures:
+        raise SweepError(failures, result)
+    return result

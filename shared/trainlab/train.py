@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .callbacks import Callback, Clip, Progress, Schedule, progress_enabled
+from .capacity import check_fits
 from .data import DataBundle, load_data
 from .device import autocast, resolve_device, seed_everything
 from .models import build_model
@@ -23,22 +24,43 @@ from .optim import build_optimizer, global_grad_norm
 from .probes import Probes
 from .run import Run
 from .spec import Spec
+from .threads import run_threads
+
+
+# A run counts as diverged once a step's loss exceeds this many times its first loss
+# (or 1, if that was smaller). Weights can grow until the logits are 1e19 apart while
+# float32 stays finite, and such a run never recovers; waiting for NaN would report
+# it as a finished run with meaningless numbers. Healthy runs, noisy ones included,
+# stay within a few times their starting loss; the floor of 1 keeps a nearly perfect
+# start (a pretrained model at loss 0.01) from being stopped by ordinary noise.
+DIVERGENCE_FACTOR = 1000
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` on (x, y), in eval mode; NaNs if empty."""
+    """(mean cross-entropy, accuracy) of `model` on (x, y), in eval mode.
+
+    Both are NaN if x is empty or the model outputs any NaN or inf: argmax over NaN
+    logits picks class 0 and would pass for chance-level accuracy.
+
+    >>> evaluate(model, data.val_x, data.val_y)   # doctest: +SKIP
+    (0.2931, 0.9133)
+    """
     if len(x) == 0:
         return math.nan, math.nan
     was_training = model.training
     model.eval()
-    loss = correct = 0.0
-    for i in range(0, len(x), chunk):
-        with autocast(x.device):
-            out = model(x[i:i + chunk]).float()
-        loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
-    model.train(was_training)
+    try:
+        loss = correct = 0.0
+        for i in range(0, len(x), chunk):
+            with autocast(x.device):
+                out = model(x[i:i + chunk]).float()
+            if not torch.isfinite(out).all():
+                return math.nan, math.nan
+            loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
+            correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
+    finally:
+        model.train(was_training)
     return loss / len(x), correct / len(x)
 
 
@@ -70,7 +92,9 @@ class Learner:
             out = self.model(xb).float()
         self.loss = self.loss_fn(out, yb)
         loss = self.loss.item()
-        if math.isfinite(loss):
+        if self.first_loss is None:
+            self.first_loss = loss
+        if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
             self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.grad_norm = global_grad_norm(self.params)
@@ -82,11 +106,14 @@ class Learner:
                                "grad_norm": float(self.grad_norm), **self.log})
         self.step += 1
         self._call("after_step")
-        return loss, int((out.argmax(1) == yb).sum())
+        # A row with NaN or inf logits has no prediction; its argmax would be class 0.
+        right = (out.argmax(1) == yb) & torch.isfinite(out).all(1)
+        return loss, int(right.sum())
 
     def fit(self) -> Run:
         start = time.perf_counter()
         batches = torch.Generator().manual_seed(self.spec.seed)
+        self.first_loss: float | None = None  # the yardstick for DIVERGENCE_FACTOR
         self._call("before_fit")
         for epoch in range(self.spec.epochs):
             self.epoch, t0, losses, correct = epoch, time.perf_counter(), [], 0
@@ -131,22 +158,28 @@ def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback
 
 
 def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | None = None,
-        model: nn.Module | None = None, progress: bool | None = None) -> Run:
+        model: nn.Module | None = None, progress: bool | None = None,
+        max_threads: int | None = None) -> Run:
     """Train the spec's model on the spec's data and return the finished Run.
 
     `callbacks` are added after the spec's own; `data` reuses tensors already loaded
     (they must match the spec); `model` trains a given model (e.g. a pretrained one)
     instead of building one. A NaN or inf loss stops the run and sets `run.diverged`.
+    The run uses as many CPU threads as there are free cores (`trainlab.threads`),
+    at most `max_threads`.
 
     >>> run = fit(Spec(subset=2000, epochs=1, lr=3e-3))   # doctest: +SKIP
     >>> run.epochs.columns.tolist()                        # doctest: +SKIP
     ['epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc', 'lr', 'seconds']
     """
     device = resolve_device(spec.device)  # fails before any work if the device is absent
+    check_fits(spec, device)  # a model too big for the device is a SpecError, before data loads
     data = data if data is not None else load_data(spec, device)
     seed_everything(spec.seed)
     if model is None:
         model = build_model(spec, data.input_shape, data.num_classes)
     model = model.to(data.train_x.device)
     learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks))
-    return learner.fit()
+    with run_threads(max_threads) as threads:
+        learner.extra["threads"] = threads
+        return learner.fit()

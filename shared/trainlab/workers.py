@@ -1,0 +1,129 @@
+"""Where a sweep's runs are trained: in this process, in local worker processes, or
+on a Dask cluster. Each engine yields `(spec, run, error)` as runs finish, so the
+caller can cache every run as it arrives.
+
+Local workers are a `ProcessPoolExecutor` (spawned, so no worker inherits a forked
+torch thread pool); a cluster is `dask.distributed`, which already schedules,
+retries a task whose worker died and reports `KilledWorker` when it keeps dying.
+Workers return the finished `Run` (without its model); they never write the run
+cache, so a cluster's workers need no shared disk.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any, Callable, Iterable, Iterator
+
+from .run import Run
+from .spec import Spec
+from .threads import usable_cores, worker_share
+
+Outcome = tuple[Spec, "Run | None", "str | None"]
+
+
+def train_remote(spec: Spec, max_threads: int | None = None) -> Run:
+    """Train one spec in whatever process this runs in, and return the Run without
+    its model (the model is large and the collector does not need it)."""
+    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
+    from .train import fit
+    if max_threads is None:
+        max_threads = _dask_worker_share()
+    run = fit(spec, progress=False, max_threads=max_threads)
+    run.model = None
+    return run
+
+
+def _dask_worker_share() -> int | None:
+    """On a Dask worker, the cores of this machine divided among the worker's task slots."""
+    try:
+        from distributed import get_worker
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return max(1, usable_cores() // max(1, slots))
+
+
+def describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def in_process(specs: Iterable[Spec], task: Callable[..., Run] = train_remote) -> Iterator[Outcome]:
+    for spec in specs:
+        try:
+            yield spec, task(spec, None), None
+        except Exception as e:  # one failed run must not lose the others
+            yield spec, None, describe(e)
+
+
+def local_workers(specs: Iterable[Spec], workers: int, task: Callable[..., Run] = train_remote) -> Iterator[Outcome]:
+    """Train on `workers` spawned processes, at most `workers` runs in flight.
+
+    When a worker dies, every run then in flight fails with BrokenProcessPool and
+    the pool is rebuilt. Those runs are retried one at a time, so the run that
+    killed its worker is found and reported, and the innocent ones finish.
+    """
+    share = worker_share(workers)
+    queue, suspects = deque(specs), deque()
+    inflight: dict[Any, tuple[Spec, bool]] = {}
+    pool = None
+    try:
+        while queue or suspects or inflight:
+            if pool is None:
+                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            limit = 1 if suspects else workers
+            while len(inflight) < limit and (suspects or queue):
+                alone = bool(suspects)
+                spec = suspects.popleft() if alone else queue.popleft()
+                inflight[pool.submit(task, spec, share)] = (spec, alone)
+                if alone:
+                    break
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                spec, alone = inflight.pop(future)
+                try:
+                    yield spec, future.result(), None
+                except BrokenProcessPool:
+                    broken = True
+                    if alone:
+                        yield spec, None, "worker died while training this run (it was retried alone and died again)"
+                    else:
+                        suspects.append(spec)
+                except Exception as e:
+                    yield spec, None, describe(e)
+            if broken:
+                # Every other run in flight went down with the pool: retry them too.
+                for future, (spec, alone) in list(inflight.items()):
+                    suspects.append(spec)
+                inflight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def on_dask(specs: Iterable[Spec], scheduler: Any, task: Callable[..., Run] = train_remote) -> Iterator[Outcome]:
+    """Train on a Dask cluster: `scheduler` is its address ('tcp://host:8786') or a
+    `distributed.Client`. Dask moves the task of a dead worker to another one and
+    gives up with KilledWorker after a few deaths; that run is then reported."""
+    from distributed import Client, as_completed
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler, timeout="20s") if own else scheduler
+    try:
+        futures = {client.submit(task, spec, None, pure=False): spec for spec in specs}
+        for future in as_completed(futures):
+            spec = futures[future]
+            try:
+                yield spec, future.result(), None
+            except Exception as e:
+                yield spec, None, describe(e)
+            finally:
+                future.release()
+    finally:
+        if own:
+            client.close()
