@@ -4,8 +4,9 @@ The same spec (the issue's `run --dataset mnist --batch-size 128 --epochs 2 --de
 --width 256`) is trained, in one go of this script, under two settings:
 
 - `torch default`: what the harness did before it chose its threads: one thread per
-  core, libgomp's default spin-wait, MKL's default mode;
-- `trainlab auto`: the harness as it is (threads from the free cores, short spin).
+  core, MKL's default mode;
+- `trainlab auto`: the harness as it is (threads from the free cores and the other
+  runs' claims, rebalanced every epoch).
 
 and three situations: alone; two identical runs started together; one run beside a
 plain torch process multiplying matrices on every core. It prints each time and its
@@ -27,10 +28,10 @@ RUN = [sys.executable, "-m", "trainlab", "run", "--dataset", "mnist", "--batch-s
 TORCH_JOB = [sys.executable, "-c",
              "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a = (a @ a).tanh()"]
 SETTINGS = {
-    "torch default": {"TRAINLAB_THREADS": str(os.cpu_count() or 1), "GOMP_SPINCOUNT": "300000",
-                      "MKL_CBWR": "AUTO"},
+    "torch default": {"TRAINLAB_THREADS": str(os.cpu_count() or 1), "MKL_CBWR": "AUTO"},
     "trainlab auto": {"TRAINLAB_THREADS": "auto"},
 }
+THREADS: list[int] = []  # what each run chose, in order
 LIMIT = 150  # seconds; the torch default beside a torch job took 224 s when measured by hand
 
 
@@ -51,7 +52,9 @@ def _finish(proc: subprocess.Popen, t0: float) -> float:
         return float("inf")
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}): {err.strip()}")
-    return float(json.loads(out)["seconds"])
+    summary = json.loads(out)
+    THREADS.append(summary["threads"])
+    return float(summary["seconds"])
 
 
 def alone(env: dict[str, str]) -> float:
@@ -81,9 +84,11 @@ def main() -> None:
     times: dict[str, dict[str, float]] = {}
     for name, extra in SETTINGS.items():
         env = _env(extra)
+        THREADS.clear()
         times[name] = {"alone": min(alone(env), alone(env)),
                        "beside trainlab": beside_trainlab(env),
                        "beside torch": beside_torch(env)}
+        print(f"{name}: threads per run (alone x2, pair, beside torch): {THREADS}")
     print(f"{'setting':<15} {'situation':<16} {'seconds':>8} {'x alone':>8}")
     for name, row in times.items():
         for situation, seconds in row.items():

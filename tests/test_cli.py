@@ -18,7 +18,8 @@ def test_run_json_shape(mnist_ready):
     r = cli("run", "--subset", "1000", "--epochs", "1", "--depth", "1", "--width", "32", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"spec", "final", "diverged", "epochs_completed", "seconds", "device"}
+    assert set(out) == {"spec", "final", "diverged", "epochs_completed", "seconds", "device", "threads"}
+    assert out["threads"] >= 1
     assert set(out["final"]) == {"train_loss", "val_loss", "val_acc", "test_acc"}
     assert Spec.from_dict(out["spec"]).subset == 1000
     assert out["diverged"] is False and out["epochs_completed"] == 1 and out["device"] == "cpu"

@@ -55,6 +55,29 @@ def test_threads_follow_the_free_cores(monkeypatch):
     assert threads.choose_threads() == 3
 
 
+def test_runs_started_together_share_the_cores_through_the_ledger(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRAINLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_ledger_path", lambda: tmp_path / "ledger.json")
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda *a: 0.0)  # both measured an idle machine
+    neighbour = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with threads._ledger() as claims:
+            claims[str(neighbour.pid)] = 2  # it started first and took both cores
+        claim = threads.ThreadClaim()
+        assert claim.threads == 1
+        with threads._ledger() as claims:  # the neighbour gives one back at its next epoch
+            claims[str(neighbour.pid)] = 1
+        assert claim.rebalance() == 1
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    assert claim.rebalance() == 2  # a dead neighbour's claim is dropped
+    claim.release()
+    assert json.loads((tmp_path / "ledger.json").read_text()) == {}
+
+
 @pytest.mark.parametrize("bad", ["0", "-2", "many", "1.5"])
 def test_bad_thread_setting_names_it(monkeypatch, bad):
     monkeypatch.setenv("TRAINLAB_THREADS", bad)
@@ -79,6 +102,7 @@ def test_thread_count_does_not_change_the_numbers(mnist_ready, monkeypatch):
     monkeypatch.setenv("TRAINLAB_THREADS", "2")
     two = fit(TINY.replace(optimizer="adam", lr=2e-3, width=64))
     assert (one.extra["threads"], two.extra["threads"]) == (1, 2)
+    assert two.extra["threads_by_epoch"] == [2]
     same_histories(one, two)
 
 

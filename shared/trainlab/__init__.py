@@ -22,7 +22,7 @@ configure_libraries()
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "callbacks": ["Callback", "Clip", "EarlyStopping", "LivePlot", "Progress", "Schedule"],
+    "callbacks": ["Callback", "Clip", "EarlyStopping", "LivePlot", "Progress", "Schedule", "ShareCores"],
     "data": ["DataBundle", "DataError", "data_root", "fetch", "load_data"],
     "device": ["resolve_device", "seed_everything"],
     "models": ["build_model", "init_weights"],

@@ -128,3 +128,21 @@ class EarlyStopping(Callback):
     def after_fit(self, learner) -> None:
         if self.best_state is not None:
             learner.model.load_state_dict(self.best_state)
+
+
+class ShareCores(Callback):
+    """Every `every` steps, move this run's torch threads to the share of the cores it
+    may hold now (`trainlab.threads.ThreadClaim`), so runs that started together, or
+    a run joined by a newcomer, stop fighting over cores within a fraction of a second."""
+
+    def __init__(self, claim, every: int = 20) -> None:
+        self.claim, self.every = claim, every
+
+    def before_step(self, learner) -> None:
+        if learner.step and learner.step % self.every == 0:
+            before = self.claim.threads
+            if self.claim.rebalance() != before:
+                torch.set_num_threads(self.claim.threads)
+
+    def before_epoch(self, learner) -> None:
+        learner.extra.setdefault("threads_by_epoch", []).append(self.claim.threads)

@@ -113,6 +113,7 @@ class Run:
             "epochs_completed": self.epochs_completed,
             "seconds": round(self.seconds, 3),
             "device": self.device,
+            "threads": self.extra.get("threads"),
         })
 
     def to_dict(self) -> dict[str, Any]:

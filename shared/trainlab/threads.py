@@ -7,9 +7,13 @@ plain torch job) those spinning threads fight for the same cores and a run can t
 
 - `TRAINLAB_THREADS=<n>`: exactly n threads for every run.
 - `TRAINLAB_THREADS=auto` (the default): the cores this process may use, less the
-  cores other processes kept busy over the last ~0.1 s, at least 1; capped by
-  `OMP_NUM_THREADS` when that is set. Alone on a 2-core machine a run gets 2
-  threads; beside another busy process it gets 1.
+  cores other processes kept busy over the last ~0.1 s and those other trainlab
+  runs hold, at least 1; capped by `OMP_NUM_THREADS` when that is set. Alone on a
+  2-core machine a run gets 2 threads; beside another busy process it gets 1.
+  Runs record what they hold in a small ledger in the temp folder, so two runs
+  started together do not both take every core, and every few steps a run gives
+  cores back to a newcomer or takes back (up to what was free when it started)
+  the ones a finished neighbour left.
 
 The thread count can change the last bits of a run's numbers, so it is recorded in
 `run.extra["threads"]`. Two things keep that rare: matrix products use MKL's strict
@@ -25,10 +29,18 @@ and sweep engines, fix the count: `TRAINLAB_THREADS=1`.
 """
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs do not see each other's claims
+    fcntl = None
 
 from .spec import SpecError
 
@@ -98,8 +110,19 @@ def _setting() -> int | None:
     return int(text)
 
 
+def _cap(limit: int | None) -> int:
+    """The most threads a run may have: usable cores, OMP_NUM_THREADS, `limit`."""
+    cores = usable_cores()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        cores = min(cores, int(omp))
+    if limit is not None:
+        cores = min(cores, max(1, limit))
+    return cores
+
+
 def choose_threads(limit: int | None = None) -> int:
-    """The thread count for the next run: TRAINLAB_THREADS, or the free cores.
+    """The thread count a run would start with now: TRAINLAB_THREADS, or the free cores.
 
     `limit` caps it (a sweep worker passes its share of the cores).
 
@@ -109,29 +132,106 @@ def choose_threads(limit: int | None = None) -> int:
     fixed = _setting()
     if fixed is not None:
         return fixed
-    cores = usable_cores()
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    if omp.isdigit() and int(omp) > 0:
-        cores = min(cores, int(omp))
-    if limit is not None:
-        cores = min(cores, max(1, limit))
+    cores = _cap(limit)
     if cores == 1:
         return 1
-    busy = int(busy_elsewhere() + (1 - BUSY_SHARE))  # round a half-busy core up
-    return max(1, min(cores, usable_cores() - busy))
+    taken = int(busy_elsewhere() + (1 - BUSY_SHARE))  # round a half-busy core up
+    return max(1, min(cores, usable_cores() - taken))
+
+
+def _ledger_path() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"trainlab-threads-{uid}.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @contextmanager
-def run_threads(limit: int | None = None) -> Iterator[int]:
-    """Use `choose_threads(limit)` torch threads inside the block, then restore the
-    process's previous setting (a notebook's own torch work is left as it was)."""
+def _ledger() -> Iterator[dict[str, int]]:
+    """The threads live trainlab runs on this machine hold, by pid, read and written
+    back under a file lock (entries of processes that died are dropped)."""
+    path = _ledger_path()
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                claims = {pid: int(n) for pid, n in json.loads(path.read_text()).items() if _alive(int(pid))}
+            except (OSError, ValueError, AttributeError):
+                claims = {}
+            yield claims
+            tmp = path.with_suffix(f".{os.getpid()}.part")
+            tmp.write_text(json.dumps(claims))
+            os.replace(tmp, path)
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class ThreadClaim:
+    """This process's share of the cores while a run trains, kept in the ledger.
+
+    Two runs started together both measure an idle machine; the ledger shows the
+    later one the cores the earlier one took, and `rebalance()` (every few steps)
+    gives cores back to a newcomer and takes back what a finished neighbour left.
+    With TRAINLAB_THREADS set, the count is fixed and the ledger is not used.
+    """
+
+    def __init__(self, limit: int | None = None):
+        self.limit, self.pid = limit, str(os.getpid())
+        self.fixed = _setting() is not None
+        # What the machine could spare when the run started: the ledger only shows
+        # trainlab runs, so a run never grows past this on the ledger's word alone.
+        self.measured = choose_threads(limit)
+        self.threads = self.measured
+        if not self.fixed:
+            self._update(self.measured)
+
+    def _update(self, wanted: int) -> None:
+        try:
+            with _ledger() as claims:
+                others = sum(n for pid, n in claims.items() if pid != self.pid)
+                self.threads = max(1, min(wanted, _cap(self.limit) - others))
+                claims[self.pid] = self.threads
+        except OSError:  # no writable temp folder: keep the measured choice
+            pass
+
+    def rebalance(self) -> int:
+        """The share the ledger allows now, up to what was free at the start (no
+        sampling: a locked read of a small file, cheap enough every few steps)."""
+        if not self.fixed:
+            self._update(self.measured)
+        return self.threads
+
+    def release(self) -> None:
+        if not self.fixed:
+            try:
+                with _ledger() as claims:
+                    claims.pop(self.pid, None)
+            except OSError:
+                pass
+
+
+@contextmanager
+def run_threads(limit: int | None = None) -> Iterator[ThreadClaim]:
+    """Hold a share of the cores for one run; torch's thread count follows the claim
+    inside the block and comes back to the process's own setting after it."""
     import torch
     previous = torch.get_num_threads()
-    n = choose_threads(limit)
-    torch.set_num_threads(n)
+    claim = ThreadClaim(limit)
+    torch.set_num_threads(claim.threads)
     try:
-        yield n
+        yield claim
     finally:
+        claim.release()
         torch.set_num_threads(previous)
 
 
@@ -144,13 +244,8 @@ def worker_share(workers: int) -> int:
 def configure_libraries() -> None:
     """Environment defaults that must be in place before torch loads its libraries.
 
-    - `MKL_CBWR=AUTO,STRICT`: MKL's matrix products give the same bits whatever the
-      thread count, so a run's numbers do not depend on how busy the machine was.
-    - `GOMP_SPINCOUNT`: OpenMP threads spin ~1000 iterations, not ~300,000, before
-      they sleep, so a thread preempted by a neighbour does not stall the others at
-      every barrier (measured: two runs side by side 17.6 s each with the default,
-      5.3 s with this; alone 2.2-2.5 s either way).
-    A user's own settings win.
+    `MKL_CBWR=AUTO,STRICT`: MKL's matrix products round the same whatever the thread
+    count (the module docstring says where that falls short). A user's own setting
+    wins.
     """
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .callbacks import Callback, Clip, Progress, Schedule, progress_enabled
+from .callbacks import Callback, Clip, Progress, Schedule, ShareCores, progress_enabled
 from .capacity import check_fits
 from .data import DataBundle, load_data
 from .device import autocast, resolve_device, seed_everything
@@ -180,6 +180,7 @@ def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | No
         model = build_model(spec, data.input_shape, data.num_classes)
     model = model.to(data.train_x.device)
     learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks))
-    with run_threads(max_threads) as threads:
-        learner.extra["threads"] = threads
+    with run_threads(max_threads) as claim:
+        learner.extra["threads"] = claim.threads
+        learner.callbacks.append(ShareCores(claim))
         return learner.fit()
