@@ -92,3 +92,14 @@ def test_schedules_never_increase_after_warmup_except_one_cycle():
 def test_warmup_ramps_linearly_then_follows_schedule():
     spec = Spec(lr=1.0, schedule="constant", warmup_steps=10)
     assert [lr_at(spec, s, 100) for s in (0, 4, 9, 10, 50)] == pytest.approx([0.1, 0.5, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "inverse_time", "cosine", "one_cycle"])
+def test_warmup_reaches_the_peak_then_the_schedule_runs_over_the_rest(schedule):
+    spec = Spec(lr=0.064, schedule=schedule, warmup_steps=20)
+    lrs = [lr_at(spec, s, 200) for s in range(200)]
+    assert lrs[19] == pytest.approx(0.064)  # the ramp ends at the peak
+    assert max(lrs) == pytest.approx(0.064)
+    if schedule != "one_cycle":  # one-cycle rises again on its own
+        assert lrs[20] == pytest.approx(0.064)
+    assert lrs[-1] == pytest.approx(0.064 * spec.final_lr_fraction)  # and ends where it would without warm-up

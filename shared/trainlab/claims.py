@@ -35,24 +35,39 @@ class Claims:
         self.notebook, self.profile, self.seed = notebook, profile, seed
         self.rows: list[dict] = []
 
-    def check(self, claim: str, measured: float, op: str, threshold: float) -> bool:
-        """Record `measured op threshold`; NaN never holds. Returns whether it held."""
+    def check(self, claim: str, measured: float, op: str, threshold: float, *, log: bool = False) -> bool:
+        """Record `measured op threshold`; NaN never holds. Returns whether it held.
+
+        The margin is shown so a reader can judge it: relative to the threshold
+        (+35% means 35% of the threshold to spare), or, with `log=True` for
+        quantities that span orders of magnitude (an activation std of 7.9e-16
+        against 1e-6), in orders of magnitude.
+        """
         if op not in OPS:
             raise ValueError(f"op: {op!r} is not allowed; expected one of {', '.join(OPS)}")
         measured, threshold = float(measured), float(threshold)
         held = math.isfinite(measured) and OPS[op](measured, threshold)
-        margin = measured - threshold if op.startswith(">") else threshold - measured
+        sign = 1.0 if op.startswith(">") else -1.0
+        margin = sign * (measured - threshold)
         self.rows.append({"claim": claim, "measured": measured, "op": op, "threshold": threshold,
-                          "margin": margin, "held": held})
+                          "margin": margin, "held": held, "spare": _spare(measured, threshold, sign, log),
+                          "spare_unit": "orders of magnitude" if log else "of the threshold"})
         return held
 
     def that(self, claim: str, condition: bool) -> bool:
         """Record a yes/no claim."""
-        return self.check(claim, float(bool(condition)), ">=", 1.0)
+        held = self.check(claim, float(bool(condition)), ">=", 1.0)
+        self.rows[-1].update(spare=math.nan, spare_unit="yes/no")
+        return held
 
     @property
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["claim", "measured", "op", "threshold", "margin", "held"])
+        """One row per claim: what was measured, the bound, and the margin as a reader
+        judges it (`to spare`)."""
+        t = pd.DataFrame(self.rows, columns=["claim", "measured", "op", "threshold", "margin", "held",
+                                             "spare", "spare_unit"])
+        t["to spare"] = [margin_text(r) for r in self.rows]
+        return t[["claim", "measured", "op", "threshold", "to spare", "held"]]
 
     def report(self):
         """Save (if asked; as strict JSON, NaN and inf written as null), raise
@@ -70,4 +85,28 @@ class Claims:
             lines = [f"  {r['claim']}: measured {r['measured']:.4g}, needed {r['op']} {r['threshold']:.4g}"
                      for r in failed]
             raise AssertionError(f"{len(failed)} of {len(self.rows)} claims failed:\n" + "\n".join(lines))
-        return self.table.style.format("{:.4g}", subset=["measured", "threshold", "margin"]).hide(axis="index")
+        return self.table.style.format("{:.4g}", subset=["measured", "threshold"]).hide(axis="index")
+
+
+def _spare(measured: float, threshold: float, sign: float, log: bool) -> float:
+    """The margin as a reader judges it: a fraction of the threshold, or, for log-scale
+    quantities, orders of magnitude; positive when the claim holds."""
+    if not math.isfinite(measured):
+        return math.nan
+    if log:
+        if measured <= 0 or threshold <= 0:
+            return math.nan
+        return sign * math.log10(measured / threshold)
+    return sign * (measured - threshold) / abs(threshold) if threshold else math.nan
+
+
+def margin_text(row: dict) -> str:
+    """'+35% of the threshold', '+9.1 orders of magnitude', 'yes', or the plain margin."""
+    if row.get("spare_unit") == "yes/no":
+        return "yes" if row["held"] else "no"
+    spare = row.get("spare", math.nan)
+    if spare is None or not math.isfinite(spare):
+        return f"{row['margin']:+.3g}" if math.isfinite(row["margin"]) else "n/a"
+    if row["spare_unit"] == "orders of magnitude":
+        return f"{spare:+.1f} orders of magnitude"
+    return f"{spare:+.0%} of the threshold"

@@ -31,28 +31,103 @@ def _smooth(values: pd.Series, window: int) -> pd.Series:
     return values.rolling(window, min_periods=1).mean() if window > 1 else values
 
 
-def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smooth: int = 1,
-           logy: bool = False, title: str | None = None, ax=None) -> Figure:
-    """One line per run: `y` from each run's `steps` (x = step) or `epochs` (x = epoch).
+# A line hidden under another must still be told apart: styles cycle with colours.
+LINESTYLES = ("-", "--", "-.", ":")
+X_LABELS = {"step": "step", "epoch": "epoch", "examples": "training examples seen"}
 
-    `smooth` > 1 adds a rolling mean over that many points on top of the raw line.
+
+def _x(run: Run, df: pd.DataFrame, source: str, x: str) -> pd.Series:
+    """Where each row sits on the x axis. Runs with different batch sizes line up by
+    epochs or examples seen, not by step."""
+    if source == "epochs":
+        return df["epoch"]
+    if x == "epoch":
+        return (df["step"] + 1) / max(run.spec.steps_per_epoch, 1)
+    if x == "examples":
+        return (df["step"] + 1) * run.spec.batch_size
+    return df["step"]
+
+
+def mark_diverged(ax, x: float, color: str = "red") -> None:
+    """An x at the top edge of the axes above where a run diverged: visible on any
+    y scale, even where the loss became NaN or inf."""
+    from matplotlib.transforms import blended_transform_factory
+    where = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.plot([x], [0.96], "x", color=color, ms=10, mew=2.5, transform=where, clip_on=False, zorder=5)
+    ax.annotate("diverged", (x, 0.96), xycoords=where, xytext=(-4, -4), textcoords="offset points",
+                ha="right", va="top", fontsize=8, color=color)
+
+
+def legend_outside(ax) -> None:
+    """The legend to the right of the axes, so it never covers a curve."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+
+
+def whole_numbers_on_x(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smooth: int = 1,
+           logy: bool = False, title: str | None = None, ax=None, x: str = "step",
+           ylim: tuple[float, float] | None = None, zoom: float | None = None) -> Figure:
+    """One line per run: `y` from each run's `steps` or `epochs`.
+
+    `x` ("step", "epoch" or "examples") places per-step rows; compare runs with
+    different batch sizes by "epoch" or "examples". `smooth` > 1 draws a rolling
+    mean over that many points on top of the faint raw line. A diverged run gets an
+    x at the top of the axes where it diverged. `ylim` fixes the y range (panels keep
+    it from move to move); `zoom` (e.g. 0.3) adds an inset over the last 30% of
+    training, scaled to the curves there, where small final gaps become visible.
+
+    >>> fig = curves({"bs 32": a, "bs 256": b}, "loss", x="epoch", smooth=10, logy=True)  # doctest: +SKIP
     """
-    fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
-    x = "step" if source == "steps" else "epoch"
-    for label, run in runs.items():
+    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
+    if x not in X_LABELS:
+        raise ValueError(f"x: {x!r} is not allowed; expected one of {', '.join(X_LABELS)}")
+    lines = []
+    for i, (label, run) in enumerate(runs.items()):
         df = getattr(run, source)
+        xs, style = _x(run, df, source, x), LINESTYLES[i % len(LINESTYLES)]
         if smooth > 1:
-            line, = ax.plot(df[x], df[y], alpha=0.25)
-            ax.plot(df[x], _smooth(df[y], smooth), color=line.get_color(), label=label)
+            raw, = ax.plot(xs, df[y], alpha=0.2, lw=0.8)
+            line, = ax.plot(xs, _smooth(df[y], smooth), color=raw.get_color(), ls=style, label=label)
         else:
-            ax.plot(df[x], df[y], "o-" if source == "epochs" else "-", label=label, ms=3)
+            line, = ax.plot(xs, df[y], ls=style, marker="o" if source == "epochs" else None, ms=3, label=label)
+        lines.append((xs, _smooth(df[y], smooth), line.get_color(), style))
         if run.diverged:
-            ax.plot(df[x].iloc[-1], 0, "x", color="red", ms=9)
-    ax.set(xlabel=x, ylabel=y.replace("_", " "), title=title or "")
+            mark_diverged(ax, float(xs.iloc[-1]), line.get_color())
+    ax.set(xlabel=X_LABELS["epoch" if source == "epochs" else x], ylabel=y.replace("_", " "), title=title or "")
+    if source == "epochs" or x == "epoch":
+        whole_numbers_on_x(ax)
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if zoom:
+        _zoom_inset(ax, lines, zoom, logy)
+    legend_outside(ax)
     return fig
+
+
+def _zoom_inset(ax, lines: list, fraction: float, logy: bool) -> None:
+    """An inset with the last `fraction` of every line, its y range fitted to them."""
+    inset = ax.inset_axes([0.45, 0.45, 0.5, 0.45])
+    lo, hi = np.inf, -np.inf
+    for xs, ys, color, style in lines:
+        start = xs.min() + (1 - fraction) * (xs.max() - xs.min())
+        keep = (xs >= start) & np.isfinite(ys)
+        inset.plot(xs[keep], ys[keep], color=color, ls=style)
+        if keep.any():
+            lo, hi = min(lo, ys[keep].min()), max(hi, ys[keep].max())
+    if np.isfinite(lo) and np.isfinite(hi):
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 0.01
+        inset.set_ylim(lo - pad if not logy else lo / 1.1, hi + pad if not logy else hi * 1.1)
+    if logy:
+        inset.set_yscale("log")
+    inset.set_title(f"last {fraction:.0%}", fontsize=8)
+    inset.tick_params(labelsize=7)
 
 
 def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str = "{:.2f}",
@@ -72,16 +147,19 @@ def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str
 
 
 def layer_profile(stats: Mapping[str, pd.DataFrame], value: str = "act_std", logy: bool = True,
-                  title: str | None = None, ax=None) -> Figure:
+                  title: str | None = None, ax=None, ylim: tuple[float, float] | None = None) -> Figure:
     """A per-layer statistic (from `layer_stats` or run.probes) against depth, one line per label."""
     fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
-    for label, df in stats.items():
+    for i, (label, df) in enumerate(stats.items()):
         d = df.dropna(subset=[value])
-        ax.plot(d["layer"], d[value], "o-", ms=3, label=label)
+        ax.plot(d["layer"], d[value], marker="o", ls=LINESTYLES[i % len(LINESTYLES)], ms=3, label=label)
     ax.set(xlabel="layer", ylabel=value.replace("_", " "), title=title or "")
     if logy and any((df[value] > 0).any() for df in stats.values()):  # all-zero (zeros init) stays linear
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    whole_numbers_on_x(ax)  # layers count in whole numbers too
+    legend_outside(ax)
     return fig
 
 
@@ -107,14 +185,22 @@ def range_test(result, sweep_table: pd.DataFrame | None = None, metric: str = "v
     return fig
 
 
-def schedules(spec: Spec, names: list[str], total_steps: int | None = None, ax=None) -> Figure:
-    """The LR every schedule gives over a run, warm-up included (no training)."""
-    fig, (ax,) = figure() if ax is None else (ax.figure, [ax])
-    total = total_steps or spec.total_steps
-    steps = np.arange(total)
-    for name in names:
-        s = spec.replace(schedule=name)
-        ax.plot(steps, [lr_at(s, int(i), total) for i in steps], label=name)
-    ax.set(xlabel="step", ylabel="learning rate", title=f"schedules (warm-up {spec.warmup_steps} steps)")
-    ax.legend(fontsize=8)
+def schedules(specs: "Spec | Mapping[str, Spec]", names: list[str] | None = None,
+              total_steps: int | None = None, ax=None) -> Figure:
+    """The LR of every step, exactly as training sets it (no training).
+
+    Pass the specs that were trained, by label, so what is drawn is what is trained;
+    or one spec and schedule `names` to compare shapes with that spec's warm-up.
+
+    >>> fig = schedules({"cosine": s, "cosine + warm-up": s.replace(warmup_steps=50)})  # doctest: +SKIP
+    """
+    if isinstance(specs, Spec):
+        specs = {name: specs.replace(schedule=name) for name in (names or [specs.schedule])}
+    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
+    for i, (label, s) in enumerate(specs.items()):
+        total = total_steps or s.total_steps
+        steps = np.arange(total)
+        ax.plot(steps, [lr_at(s, int(t), total) for t in steps], ls=LINESTYLES[i % len(LINESTYLES)], label=label)
+    ax.set(xlabel="step", ylabel="learning rate", title="learning rate at every step")
+    legend_outside(ax)
     return fig

@@ -25,9 +25,16 @@ def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str | None 
 
 
 def to_html(executed: Path) -> Path:
+    """The executed notebook as HTML that needs no network: outputs that are live
+    widgets (whose state papermill does not save) show their static image instead."""
     import nbformat
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    from traitlets.config import Config
+    exporter = HTMLExporter()
+    priority = [m for m in exporter.default_config.NbConvertBase.display_data_priority
+                if m != "application/vnd.jupyter.widget-view+json"]
+    exporter = HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     html = executed.with_suffix(".html")
     tmp = html.with_suffix(".html.part")
     tmp.write_text(body, encoding="utf-8")

@@ -32,7 +32,7 @@ from .spec import Spec, SpecError
 from .storage import ensure_writable
 
 # Bump when a change to the harness changes the numbers a spec produces.
-RESULTS_VERSION = "2"
+RESULTS_VERSION = "3"
 
 
 def cache_dir() -> Path:
@@ -44,23 +44,27 @@ def cache_path(spec: Spec) -> Path:
     return cache_dir() / f"{spec.key(RESULTS_VERSION, device)}.json"
 
 
+def move_aside(path: Path, problem: str) -> None:
+    """Move an unreadable cache file to `corrupt/` beside it, with a warning naming it,
+    so the run is trained again instead of every later sweep stopping on it."""
+    aside = path.parent / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, aside)
+        where = f"moved it to {aside}"
+    except FileNotFoundError:  # another process moved or replaced it first
+        where = "another process moved it"
+    warnings.warn(f"run cache: {problem}; {where} and the run will be trained again", stacklevel=4)
+
+
 def load_cached(path: Path) -> Run | None:
-    """The run saved at `path`, or None. A file that cannot be read is moved aside
-    (to `corrupt/` beside it) with a warning naming it, so the run is trained again
-    instead of every later sweep stopping on it."""
+    """The run saved at `path`, or None (also when it cannot be read: see `move_aside`)."""
     if not path.is_file():
         return None
     try:
         return Run.load(path)
     except CorruptRunFile as e:
-        aside = path.parent / "corrupt" / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(path, aside)
-            where = f"moved it to {aside}"
-        except FileNotFoundError:  # another process moved or replaced it first
-            where = "another process moved it"
-        warnings.warn(f"run cache: {e}; {where} and the run will be trained again", stacklevel=3)
+        move_aside(path, str(e))
         return None
 
 
@@ -69,21 +73,57 @@ def writable_cache() -> Path:
     return ensure_writable(cache_dir(), "TRAINLAB_RUNS", "run cache")
 
 
-def run_cached(spec: Spec, *, cache: bool = True) -> Run:
+def run_cached(spec: Spec, *, cache: bool = True, model: bool = False) -> Run:
     """`fit(spec)`, or the saved result of an identical earlier run.
 
-    A loaded run has no `model` (weights are not cached); call `fit` when you need it.
+    With `model=True` the trained weights are kept too (`<key>.pt` beside the run)
+    and the returned run has `run.model`, rebuilt from them when the run comes from
+    the cache; without it a loaded run has no model.
+
+    >>> run = run_cached(spec, model=True)     # doctest: +SKIP
+    >>> run.model                               # doctest: +SKIP
     """
     from .train import fit
     if not cache:
         return fit(spec, progress=False)
     path = cache_path(spec)
     run = load_cached(path)
+    if run is not None and model:
+        run.model = _load_weights(spec, path.with_suffix(".pt"))
+        if run.model is None:
+            run = None  # the weights are missing or bad: train again to get them
     if run is None:
         writable_cache()
         run = fit(spec, progress=False)
+        if model:
+            _save_weights(run, path.with_suffix(".pt"))
         run.save(path)
     return run
+
+
+def _save_weights(run: Run, path: Path) -> None:
+    import torch
+    from .storage import atomic_write
+    state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _load_weights(spec: Spec, path: Path):
+    """The spec's model with the weights saved at `path`, or None when there are none
+    (or they cannot be read: the file is moved aside with a warning)."""
+    if not path.is_file():
+        return None
+    import torch
+    from .data import LAYOUT
+    from .models import build_model
+    shape, classes = LAYOUT[spec.dataset]
+    net = build_model(spec, shape, classes)
+    try:
+        net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+    except Exception as e:  # torn, truncated or from another model: retrain
+        move_aside(path, f"weights {path} could not be read ({type(e).__name__})")
+        return None
+    return net.to(resolve_device(spec.device))
 
 
 @dataclass

@@ -20,6 +20,8 @@ from .spec import Spec
 from .sweeps import run_cached
 
 PROBE_BATCH = 512
+INIT_RANGE = (1e-12, 1e12)   # per-layer statistics: wide enough for vanishing and exploding signals
+LOSS_RANGE = (1e-2, 1e1)     # cross-entropy from near-perfect to well above chance (ln 10 = 2.3)
 
 
 def probe_batch(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -42,8 +44,10 @@ def init_view(spec: Spec) -> Figure:
     stats = init_stats(spec)
     fig, axes = plots.figure(ncols=2, width=4.6)
     label = f"{spec.init} + {spec.activation}"
-    plots.layer_profile({label: stats}, "act_std", ax=axes[0], title="activation std (forward)")
-    plots.layer_profile({label: stats}, "grad_norm", ax=axes[1], title="weight gradient norm (backward)")
+    # Fixed ranges, so a move of a slider shows as a move of the curve, not of the axis.
+    plots.layer_profile({label: stats}, "act_std", ax=axes[0], title="activation std (forward)", ylim=INIT_RANGE)
+    plots.layer_profile({label: stats}, "grad_norm", ax=axes[1], title="weight gradient norm (backward)",
+                        ylim=INIT_RANGE)
     fig.suptitle(f"at initialisation, depth {spec.depth}")
     fig.tight_layout()
     return fig
@@ -56,9 +60,12 @@ def _run_panel(spec: Spec, title: str, show_schedule: bool = False) -> Figure:
     fig, axes = plots.figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
     if show_schedule:
         plots.schedules(spec, [spec.schedule], ax=axes.pop(0))
+    # Fixed axes: accuracy on [0, 1] and the loss on one log range, so panels from two
+    # slider positions can be compared by eye.
     plots.curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],
-                 title="training loss")
-    plots.curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy")
+                 title="training loss", x="epoch", logy=True, ylim=LOSS_RANGE)
+    plots.curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy",
+                 ylim=(0.0, 1.0))
     state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
     fig.suptitle(f"{title}: {state}")
     fig.tight_layout()

@@ -4,11 +4,19 @@ The panel is thin: each control sets one spec field, and a change calls a plain
 function of the spec (`view(spec) -> Figure`), the same function the tests call
 directly with several values.
 
+A panel carries a PNG of its starting figure next to the live widget: JupyterLab
+shows the widget, while a saved notebook, its HTML export and any viewer without a
+kernel show the figure at the parameters' starting values (widget state needs a
+script from a CDN and a live kernel to be more than a blank box).
+
 >>> panel = explore(views.init_view, spec, init=None, depth=[2, 5, 10, 20])  # doctest: +SKIP
 >>> panel                                                                     # doctest: +SKIP
 """
 from __future__ import annotations
 
+import base64
+import functools
+import io
 from typing import Any, Callable, Sequence
 
 from .spec import CHOICES, Spec, SpecError
@@ -39,6 +47,33 @@ def control(spec: Spec, name: str, options: Sequence[Any] | None = None):
                              style=style, layout=w.Layout(width="420px"))
 
 
+def png_of(figure: Any) -> str | None:
+    """A matplotlib figure as base64 PNG text (what a notebook stores), else None."""
+    if not hasattr(figure, "savefig"):
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight", dpi=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@functools.cache
+def _panel_class() -> type:
+    import ipywidgets as w
+
+    class Panel(w.VBox):
+        """A VBox whose output also holds a PNG of its starting figure."""
+
+        snapshot: str | None = None
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if self.snapshot is not None:
+                bundle["image/png"] = self.snapshot
+            return bundle
+
+    return Panel
+
+
 def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | None):
     """A panel of controls (one per keyword: field=options, or None for all choices)
     over `view(spec.replace(...))`, shown below them and redrawn on every change."""
@@ -46,7 +81,7 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
     controls = {name: control(spec, name, options) for name, options in fields.items()}
     out = w.Output()
 
-    def redraw(change: Any = None) -> None:
+    def redraw(change: Any = None) -> Any:
         values = {name: c.value for name, c in controls.items()}
         result = view(spec.replace(**values))
         # Set the output as widget state rather than capturing it with `with out:`:
@@ -54,8 +89,10 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
         # (nbclient, so papermill and nbval) intermittently hang on (nbclient #312).
         out.outputs = ()
         out.append_display_data(result)
+        return result
 
     for c in controls.values():
         c.observe(redraw, names="value")
-    redraw()
-    return w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
+    panel = _panel_class()([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
+    panel.snapshot = png_of(redraw())
+    return panel
