@@ -10,11 +10,12 @@ PROFILE ?= quick
 
 SEEDS ?= 5
 
-.PHONY: help install data run test test-unit lab bench claims clean
+.PHONY: help install strip-outputs data run test test-unit lab bench claims clean
 
 help:
 	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
+	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
 	@echo "make claims  every notebook on seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
@@ -24,7 +25,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (trainlab)" >/dev/null
+	@$(MAKE) --no-print-directory strip-outputs
 	@touch $(STAMP)
+
+# Notebook outputs never reach a commit: git runs every .ipynb through nbstripout
+# (outputs, execution counts, and the metadata JupyterLab rewrites), so exploring in
+# `make lab` leaves `git status` clean. Skipped outside a git checkout.
+NB_EXTRA_KEYS := metadata.language_info metadata.kernelspec.display_name
+strip-outputs:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  $(VENV)/bin/nbstripout --install && \
+	  git config filter.nbstripout.extrakeys "$(NB_EXTRA_KEYS)" && \
+	  echo "nbstripout git filter installed: notebook outputs stay out of commits"; fi
 
 install: $(STAMP)
 
@@ -45,6 +57,11 @@ test: data
 
 test-unit: data
 	$(PY) -m pytest -m "not notebook"
+
+# Needs Chromium (apt-get install -y chromium); playwright comes with the dev extra.
+.PHONY: test-browser
+test-browser: data
+	$(PY) -m pytest -m browser tests/browser
 
 lab: data
 	$(VENV)/bin/jupyter lab notebooks/

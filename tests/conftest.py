@@ -35,3 +35,4 @@ def mirror() -> Path:
     if folder is None:
         pytest.skip("no dataset mirror here (set TRAINLAB_MIRROR to the original MNIST files)")
     return folder
+

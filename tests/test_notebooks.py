@@ -27,6 +27,27 @@ def test_committed_without_outputs_and_with_one_parameters_cell(path):
     assert any("claims.report()" in "".join(c["source"]) for c in code[-1:]), "last cell checks the claims"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_class_can_work_through_it(path):
+    """A one-line lesson for the gallery; an Exercises section of 4-6 items before the
+    claims; every claim named after the section it checks."""
+    import re
+    nb = json.loads(path.read_text())
+    lesson = nb["metadata"].get("trainlab", {}).get("lesson", "")
+    assert 0 < len(lesson) <= 120, "metadata trainlab.lesson: one line for the gallery"
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    exercises = [m for m in markdown if m.lstrip().startswith("## Exercises")]
+    assert len(exercises) == 1, "one '## Exercises' section"
+    items = re.findall(r"^\d+\. ", exercises[0], flags=re.M)
+    assert 4 <= len(items) <= 6, f"{len(items)} exercises; expected 4-6"
+    headings = [line for m in markdown for line in m.splitlines() if line.startswith("## ")]
+    assert headings[-2:] == ["## Exercises", headings[-1]] and "claims" in headings[-1].lower(), \
+        "Exercises come right before the claims"
+    claims_cell = "".join(nb["cells"][-1]["source"])
+    names = re.findall(r"claims\.(?:check|that)\(\s*f?[\"']([^\"']*)", claims_cell)
+    assert names and all(re.match(r"\d+\. \S", n) for n in names), f"claims named by section: {names}"
+
+
 @pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory):
     # The Makefile shares one fresh folder between this and the nbval pass.

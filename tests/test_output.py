@@ -3,6 +3,7 @@ margins, panels that show their starting figure without a kernel, cached models.
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 import pandas as pd
@@ -134,3 +135,36 @@ def test_run_cached_keeps_the_model_when_asked(mnist_ready, tmp_path, monkeypatc
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
     with pytest.warns(UserWarning, match="weights"):
         assert run_cached(TINY, model=True).model is not None  # retrained from a bad weights file
+
+
+def test_report_writes_a_gallery_of_every_notebook(tmp_path, monkeypatch):
+    from notebook_factory import write_notebook
+    from trainlab.report import report
+    monkeypatch.delenv("TRAINLAB_CLAIMS_DIR", raising=False)
+    good = write_notebook(
+        tmp_path / "01_good.ipynb", "md:# 01 · A good lesson",
+        "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1])\nplt.show()",
+        "from trainlab.claims import Claims\nclaims = Claims('01_good', profile, seed)\n"
+        "claims.check('1. big enough', 2.0, '>', 1.0)\nclaims.check('2. tight', 1.05, '>', 1.0)\nclaims.report()",
+        lesson="shows a good thing")
+    bad = write_notebook(tmp_path / "02_bad.ipynb", "md:# 02 · A broken one", "raise RuntimeError('boom')")
+    out = tmp_path / "reports"
+    assert report([good, bad], out, "smoke") == 1
+    page = (out / "index.html").read_text()
+    assert len(re.findall(r'class="card( failed)?"', page)) == 2
+    assert "01 · A good lesson" in page and "shows a good thing" in page and 'href="01_good.html"' in page
+    assert "claims held: <strong>2 / 2</strong>" in page and "2. tight (+5% of the threshold)" in page
+    assert "data:image/png;base64," in page and "profile smoke" in page and "seed 0" in page
+    assert "02 · A broken one" in page and 'class="card failed"' in page and 'href="02_bad.ipynb"' in page
+    assert page.count("seed 0") == 2
+
+
+def test_panel_axes_stay_put_from_move_to_move(mnist_ready, tmp_path, monkeypatch):
+    from trainlab import views
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
+    diverging = TINY.replace(optimizer="sgd", lr=50.0, schedule="constant", epochs=3)
+    for spec in (diverging, TINY.replace(epochs=3)):
+        sched, loss, acc = views.schedule_view(spec).axes[:3]
+        assert loss.get_xlim() == acc.get_xlim() == (0, 3.05)  # the whole run, even one that diverged at once
+        assert acc.get_ylim() == (0.0, 1.0) and loss.get_ylim() == views.LOSS_RANGE
+        assert sched.get_ylim()[0] == 0

@@ -275,22 +275,17 @@ def test_cli_sweep_combines_fields_that_only_hold_together(runs_dir, mnist_ready
 
 
 def test_claims_over_seeds_runs_notebooks_in_parallel(tmp_path, monkeypatch, capsys):
-    import nbformat
+    from notebook_factory import write_notebook
     from trainlab.report import claims_over_seeds
     monkeypatch.delenv("TRAINLAB_THREADS", raising=False)
     monkeypatch.delenv("TRAINLAB_CLAIMS_DIR", raising=False)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
+    path = write_notebook(
+        tmp_path / "tiny.ipynb",
         "import os, time\nfrom trainlab.claims import Claims\n"
         "claims = Claims('tiny', profile=profile, seed=seed)\n"
         "claims.check('kernel threads are its share', int(os.environ['TRAINLAB_THREADS']), '<=', 1)\n"
         "claims.check('seed below 1', seed, '<', 1)\n"
-        "claims.report()")]
-    path = tmp_path / "tiny.ipynb"
-    nbformat.write(nb, path)
+        "claims.report()")
     code = claims_over_seeds([path], "smoke", [0, 1], tmp_path / "out", workers=2)
     out = capsys.readouterr().out
     assert code == 1  # 'seed below 1' fails on seed 1, and the summary says so

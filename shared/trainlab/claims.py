@@ -85,7 +85,8 @@ class Claims:
             lines = [f"  {r['claim']}: measured {r['measured']:.4g}, needed {r['op']} {r['threshold']:.4g}"
                      for r in failed]
             raise AssertionError(f"{len(failed)} of {len(self.rows)} claims failed:\n" + "\n".join(lines))
-        return self.table.style.format("{:.4g}", subset=["measured", "threshold"]).hide(axis="index")
+        from .tables import pretty
+        return pretty(self.table, digits=4).set_properties(subset=["claim"], **{"text-align": "left"})
 
 
 def _spare(measured: float, threshold: float, sign: float, log: bool) -> float:
@@ -106,7 +107,7 @@ def margin_text(row: dict) -> str:
         return "yes" if row["held"] else "no"
     spare = row.get("spare", math.nan)
     if spare is None or not math.isfinite(spare):
-        return f"{row['margin']:+.3g}" if math.isfinite(row["margin"]) else "n/a"
+        return f"{row['margin'] + 0.0:+.3g}" if math.isfinite(row["margin"]) else "n/a"  # + 0.0: no "-0"
     if row["spare_unit"] == "orders of magnitude":
         return f"{spare:+.1f} orders of magnitude"
     return f"{spare:+.0%} of the threshold"

@@ -111,9 +111,27 @@ def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smoo
     return fig
 
 
+INSET_SPOTS = ([0.5, 0.5, 0.46, 0.42], [0.5, 0.08, 0.46, 0.42], [0.1, 0.08, 0.46, 0.42], [0.1, 0.5, 0.46, 0.42])
+
+
+def _emptiest_spot(ax, lines: list) -> list[float]:
+    """Of the four corners, the one where the fewest plotted points lie (in axes
+    coordinates), so the inset covers as little of the curves as possible."""
+    to_axes = ax.transData + ax.transAxes.inverted()
+    points = np.concatenate([to_axes.transform(np.column_stack([xs, ys])[np.isfinite(ys.to_numpy(dtype=float))])
+                             for xs, ys, _, _ in lines if len(xs)] or [np.empty((0, 2))])
+
+    def covered(spot: list[float]) -> int:
+        x0, y0, w, h = spot
+        inside = (points[:, 0] >= x0) & (points[:, 0] <= x0 + w) & (points[:, 1] >= y0) & (points[:, 1] <= y0 + h)
+        return int(inside.sum())
+    return min(INSET_SPOTS, key=covered)
+
+
 def _zoom_inset(ax, lines: list, fraction: float, logy: bool) -> None:
-    """An inset with the last `fraction` of every line, its y range fitted to them."""
-    inset = ax.inset_axes([0.45, 0.45, 0.5, 0.45])
+    """An inset with the last `fraction` of every line, its y range fitted to them, in
+    the corner where it hides the fewest points."""
+    inset = ax.inset_axes(_emptiest_spot(ax, lines))
     lo, hi = np.inf, -np.inf
     for xs, ys, color, style in lines:
         start = xs.min() + (1 - fraction) * (xs.max() - xs.min())
@@ -121,10 +139,12 @@ def _zoom_inset(ax, lines: list, fraction: float, logy: bool) -> None:
         inset.plot(xs[keep], ys[keep], color=color, ls=style)
         if keep.any():
             lo, hi = min(lo, ys[keep].min()), max(hi, ys[keep].max())
+    # A log inset over less than a decade has no readable ticks; linear shows the gap.
+    log_inset = logy and np.isfinite(lo) and lo > 0 and hi / lo > 10
     if np.isfinite(lo) and np.isfinite(hi):
         pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 0.01
-        inset.set_ylim(lo - pad if not logy else lo / 1.1, hi + pad if not logy else hi * 1.1)
-    if logy:
+        inset.set_ylim(lo / 1.1 if log_inset else lo - pad, hi * 1.1 if log_inset else hi + pad)
+    if log_inset:
         inset.set_yscale("log")
     inset.set_title(f"last {fraction:.0%}", fontsize=8)
     inset.tick_params(labelsize=7)
@@ -156,7 +176,9 @@ def layer_profile(stats: Mapping[str, pd.DataFrame], value: str = "act_std", log
     ax.set(xlabel="layer", ylabel=value.replace("_", " "), title=title or "")
     if logy and any((df[value] > 0).any() for df in stats.values()):  # all-zero (zeros init) stays linear
         ax.set_yscale("log")
-    if ylim is not None:
+        if ylim is not None:  # a log range means nothing to an all-zero, linear axis
+            ax.set_ylim(*ylim)
+    elif ylim is not None and not logy:
         ax.set_ylim(*ylim)
     whole_numbers_on_x(ax)  # layers count in whole numbers too
     legend_outside(ax)
@@ -186,11 +208,12 @@ def range_test(result, sweep_table: pd.DataFrame | None = None, metric: str = "v
 
 
 def schedules(specs: "Spec | Mapping[str, Spec]", names: list[str] | None = None,
-              total_steps: int | None = None, ax=None) -> Figure:
+              total_steps: int | None = None, ax=None, x: str = "step") -> Figure:
     """The LR of every step, exactly as training sets it (no training).
 
     Pass the specs that were trained, by label, so what is drawn is what is trained;
     or one spec and schedule `names` to compare shapes with that spec's warm-up.
+    `x="epoch"` matches curves drawn against epochs.
 
     >>> fig = schedules({"cosine": s, "cosine + warm-up": s.replace(warmup_steps=50)})  # doctest: +SKIP
     """
@@ -200,7 +223,11 @@ def schedules(specs: "Spec | Mapping[str, Spec]", names: list[str] | None = None
     for i, (label, s) in enumerate(specs.items()):
         total = total_steps or s.total_steps
         steps = np.arange(total)
-        ax.plot(steps, [lr_at(s, int(t), total) for t in steps], ls=LINESTYLES[i % len(LINESTYLES)], label=label)
-    ax.set(xlabel="step", ylabel="learning rate", title="learning rate at every step")
+        where = (steps + 1) / max(s.steps_per_epoch, 1) if x == "epoch" else steps
+        ax.plot(where, [lr_at(s, int(t), total) for t in steps], ls=LINESTYLES[i % len(LINESTYLES)], label=label)
+    ax.set(xlabel=X_LABELS[x], ylabel="learning rate", title="learning rate at every step")
+    ax.set_ylim(bottom=0)  # a constant LR is a flat line, not a zoom into rounding
+    if x == "epoch":
+        whole_numbers_on_x(ax)
     legend_outside(ax)
     return fig

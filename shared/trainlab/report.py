@@ -51,18 +51,29 @@ def missing_notebooks(notebooks: list[Path]) -> str | None:
 
 
 def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
-    """Execute each notebook with `profile` into `out_dir`, with its HTML (the profile
-    and paths are checked by the caller, before any work)."""
-    failed = []
+    """Execute each notebook with `profile` into `out_dir`, with its HTML, then write
+    `out_dir/index.html`, the gallery of them all (the profile and paths are checked
+    by the caller, before any work)."""
+    import os
+    from .gallery import Entry, write_index
+    claims_dir = out_dir / "claims"
+    os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)  # the kernels record their claims there
+    failed, entries = [], []
     for nb in notebooks:
         t0 = time.perf_counter()
         try:
             executed = execute(nb, out_dir, {"profile": profile})
             to_html(executed)
+            ok = True
             print(f"ok      {nb.name} ({time.perf_counter() - t0:.0f}s) -> {out_dir / nb.stem}.html")
         except Exception as e:  # report every notebook, then fail
             failed.append(nb.name)
+            ok = False
             print(f"FAILED  {nb.name}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        executed = out_dir / nb.name
+        if executed.is_file():
+            entries.append(Entry.read(executed, time.perf_counter() - t0, failed=not ok, claims_dir=claims_dir))
+    print(f"gallery {write_index(out_dir, entries)}")
     if failed:
         print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
         return 1

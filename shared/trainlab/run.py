@@ -87,7 +87,8 @@ class Run:
     `steps`: one row per optimizer step (step, epoch, loss, lr, grad_norm: the global
     gradient norm before clipping). `epochs`: one row per epoch (train/val loss and
     accuracy, lr, seconds). `final`: train_loss, val_loss, val_acc, test_loss,
-    test_acc. `diverged`: a loss became NaN or inf and the run stopped there.
+    test_acc. `diverged`: a loss became NaN or inf, or passed 1000 times its start
+    (`train.DIVERGENCE_FACTOR`), and the run stopped there.
     `probes`: per-layer statistics when the spec's `probe_every` > 0.
     """
 

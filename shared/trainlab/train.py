@@ -164,7 +164,7 @@ def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | No
 
     `callbacks` are added after the spec's own; `data` reuses tensors already loaded
     (they must match the spec); `model` trains a given model (e.g. a pretrained one)
-    instead of building one. A NaN or inf loss stops the run and sets `run.diverged`.
+    instead of building one. A NaN or inf loss, or one 1000x its start, stops the run and sets `run.diverged`.
     The run uses as many CPU threads as there are free cores (`trainlab.threads`),
     at most `max_threads`.
 

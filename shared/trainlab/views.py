@@ -20,7 +20,7 @@ from .spec import Spec
 from .sweeps import run_cached
 
 PROBE_BATCH = 512
-INIT_RANGE = (1e-12, 1e12)   # per-layer statistics: wide enough for vanishing and exploding signals
+INIT_RANGE = (1e-20, 1e20)   # per-layer statistics: wide enough for vanishing and exploding signals
 LOSS_RANGE = (1e-2, 1e1)     # cross-entropy from near-perfect to well above chance (ln 10 = 2.3)
 
 
@@ -59,13 +59,15 @@ def _run_panel(spec: Spec, title: str, show_schedule: bool = False) -> Figure:
     run = run_cached(spec)
     fig, axes = plots.figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
     if show_schedule:
-        plots.schedules(spec, [spec.schedule], ax=axes.pop(0))
+        plots.schedules({spec.schedule: spec}, ax=axes.pop(0), x="epoch")
     # Fixed axes: accuracy on [0, 1] and the loss on one log range, so panels from two
     # slider positions can be compared by eye.
     plots.curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],
                  title="training loss", x="epoch", logy=True, ylim=LOSS_RANGE)
     plots.curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy",
                  ylim=(0.0, 1.0))
+    for ax in axes[-2:]:  # the whole run's length, even when it diverged in its first epoch
+        ax.set_xlim(0, spec.epochs + 0.05)
     state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
     fig.suptitle(f"{title}: {state}")
     fig.tight_layout()
