@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 # Notebook outputs never reach a commit: git runs every .ipynb through nbstripout
 # (outputs, execution counts, and the metadata JupyterLab rewrites), so exploring in
 # `make lab` leaves `git status` clean. Skipped outside a git checkout.
-NB_EXTRA_KEYS := metadata.language_info metadata.kernelspec.display_name
+NB_EXTRA_KEYS := metadata.language_info
 strip-outputs:
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  $(VENV)/bin/nbstripout --install && \

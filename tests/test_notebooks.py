@@ -28,6 +28,15 @@ def test_committed_without_outputs_and_with_one_parameters_cell(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_valid_notebook_with_the_projects_kernel(path):
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)  # nbconvert refuses to export an invalid notebook to HTML
+    assert nb.metadata.kernelspec == {"display_name": "Python 3 (trainlab)", "language": "python",
+                                      "name": "python3"}  # what `make install` registers, so Lab keeps it
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_class_can_work_through_it(path):
     """A one-line lesson for the gallery; an Exercises section of 4-6 items before the
     claims; every claim named after the section it checks."""
@@ -66,3 +75,8 @@ def test_notebook_runs_and_its_claims_hold(path, tmp_path, runs_dir, monkeypatch
                         execution_timeout=CELL_TIMEOUT)
     executed = json.loads(out.read_text())
     assert not any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
+    # The HTML a teacher publishes shows the Explore panel's starting figure, no kernel needed.
+    from trainlab.report import to_html
+    page = to_html(out).read_text()
+    explore = page[page.index('id="Explore"'):]
+    assert "data:image/png;base64," in explore[:explore.index('id="Exercises"')]

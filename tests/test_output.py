@@ -6,6 +6,8 @@ import math
 import re
 
 import matplotlib
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -141,14 +143,16 @@ def test_report_writes_a_gallery_of_every_notebook(tmp_path, monkeypatch):
     from notebook_factory import write_notebook
     from trainlab.report import report
     monkeypatch.delenv("TRAINLAB_CLAIMS_DIR", raising=False)
+    (tmp_path / "nbs").mkdir()
     good = write_notebook(
-        tmp_path / "01_good.ipynb", "md:# 01 · A good lesson",
+        tmp_path / "nbs" / "01_good.ipynb", "md:# 01 · A good lesson",
         "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1])\nplt.show()",
         "from trainlab.claims import Claims\nclaims = Claims('01_good', profile, seed)\n"
         "claims.check('1. big enough', 2.0, '>', 1.0)\nclaims.check('2. tight', 1.05, '>', 1.0)\nclaims.report()",
         lesson="shows a good thing")
-    bad = write_notebook(tmp_path / "02_bad.ipynb", "md:# 02 · A broken one", "raise RuntimeError('boom')")
-    out = tmp_path / "reports"
+    bad = write_notebook(tmp_path / "nbs" / "02_bad.ipynb", "md:# 02 · A broken one", "raise RuntimeError('boom')")
+    monkeypatch.chdir(tmp_path)
+    out = Path("reports")  # relative, as `make run` passes it; the kernels run elsewhere
     assert report([good, bad], out, "smoke") == 1
     page = (out / "index.html").read_text()
     assert len(re.findall(r'class="card( failed)?"', page)) == 2

@@ -279,18 +279,21 @@ def test_claims_over_seeds_runs_notebooks_in_parallel(tmp_path, monkeypatch, cap
     from trainlab.report import claims_over_seeds
     monkeypatch.delenv("TRAINLAB_THREADS", raising=False)
     monkeypatch.delenv("TRAINLAB_CLAIMS_DIR", raising=False)
+    (tmp_path / "nbs").mkdir()
     path = write_notebook(
-        tmp_path / "tiny.ipynb",
+        tmp_path / "nbs" / "tiny.ipynb",
         "import os, time\nfrom trainlab.claims import Claims\n"
         "claims = Claims('tiny', profile=profile, seed=seed)\n"
         "claims.check('kernel threads are its share', int(os.environ['TRAINLAB_THREADS']), '<=', 1)\n"
         "claims.check('seed below 1', seed, '<', 1)\n"
         "claims.report()")
-    code = claims_over_seeds([path], "smoke", [0, 1], tmp_path / "out", workers=2)
+    monkeypatch.chdir(tmp_path)
+    code = claims_over_seeds([path], "smoke", [0, 1], Path("out"), workers=2)  # relative, as `make claims` passes
     out = capsys.readouterr().out
     assert code == 1  # 'seed below 1' fails on seed 1, and the summary says so
     assert "ok      tiny seed 0" in out and "FAILED  tiny seed 1" in out
     from trainlab.report import summarize_claims
     summary = summarize_claims(tmp_path / "out" / "claims", "smoke").loc["tiny"]
+    assert not (tmp_path / "nbs" / "out").exists()  # not where the kernels ran
     assert summary.loc["kernel threads are its share", ["held", "seeds"]].tolist() == [2, 2]
     assert summary.loc["seed below 1", ["held", "seeds"]].tolist() == [1, 2]

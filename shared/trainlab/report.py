@@ -56,7 +56,7 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
     by the caller, before any work)."""
     import os
     from .gallery import Entry, write_index
-    claims_dir = out_dir / "claims"
+    claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)  # the kernels record their claims there
     failed, entries = [], []
     for nb in notebooks:
@@ -99,7 +99,7 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
     from .threads import usable_cores, worker_share
     jobs = [(nb, seed) for nb in notebooks for seed in seeds]
     workers = max(1, min(workers or usable_cores(), len(jobs)))
-    claims_dir = out_dir / "claims"
+    claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
     # Children (and the kernels they start) inherit these.
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)
     os.environ.setdefault("TRAINLAB_THREADS", str(worker_share(workers)))
