@@ -17,7 +17,7 @@ help:
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
-	@echo "make claims  every notebook on seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
+	@echo "make claims  every notebook on DATASETS x seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
 $(STAMP): pyproject.toml
@@ -66,8 +66,9 @@ test-browser: data
 lab: data
 	$(VENV)/bin/jupyter lab notebooks/
 
+DATASETS ?= mnist,fashion_mnist
 claims: data
-	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --out reports/seeds notebooks/*.ipynb
+	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --datasets $(DATASETS) --out reports/seeds notebooks/*.ipynb
 
 bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py

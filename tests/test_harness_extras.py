@@ -182,3 +182,26 @@ def test_claims_summary_over_seeds_reports_the_worst_seed(tmp_path, monkeypatch)
     assert s.loc[("nb", "learns"), "held"] == 2 and s.loc[("nb", "learns"), "seeds"] == 3
     assert s.loc[("nb", "learns"), "worst"] == 0.7
     assert s.loc[("nb", "gap"), "min_margin"] == pytest.approx(0.04)
+
+
+def test_accuracy_gaps_in_standard_errors():
+    from trainlab.measures import gap_in_se
+    assert gap_in_se(0.95, 0.90, 2000) == pytest.approx(6.03, abs=0.01)
+    assert gap_in_se(0.95, 0.90, 300) < 2.5  # the same gap on 300 images is within noise
+    assert gap_in_se(0.9, 0.9, 300) == 0.0 and gap_in_se(1.0, 0.0, 10) == float("inf")
+
+
+def test_gradient_noise_shrinks_with_the_batch_and_its_null_case_does_not(mnist_ready):
+    import torch
+    from trainlab.data import load_data
+    from trainlab.measures import gradient_noise
+    from trainlab.models import build_model
+    spec = Spec(subset=3000, depth=1, width=32)
+    data = load_data(spec)
+    torch.manual_seed(0)
+    model = build_model(spec, data.input_shape, data.num_classes)
+    x, y = data.train_x[:1024], data.train_y[:1024]
+    small, large = gradient_noise(model, x, y, 16, seed=1), gradient_noise(model, x, y, 256, seed=2)
+    assert small / large > 8  # ~16 x (1 - 16/1024) / (1 - 256/1024) = 21 by sampling theory
+    same = gradient_noise(model, x, y, 16, seed=3)
+    assert 0.7 < small / same < 1.4  # equal batches: no effect, the claim's threshold is not reached

@@ -55,6 +55,8 @@ def test_a_class_can_work_through_it(path):
     claims_cell = "".join(nb["cells"][-1]["source"])
     names = re.findall(r"claims\.(?:check|that)\(\s*f?[\"']([^\"']*)", claims_cell)
     assert names and all(re.match(r"\d+\. \S", n) for n in names), f"claims named by section: {names}"
+    setup = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert re.search(r"Claims\([^)]*dataset=dataset", setup), "Claims(..., dataset=dataset): runs of both datasets kept apart"
 
 
 @pytest.fixture(scope="session")

@@ -288,10 +288,11 @@ def test_claims_over_seeds_runs_notebooks_in_parallel(tmp_path, monkeypatch, cap
         "claims.check('seed below 1', seed, '<', 1)\n"
         "claims.report()")
     monkeypatch.chdir(tmp_path)
-    code = claims_over_seeds([path], "smoke", [0, 1], Path("out"), workers=2)  # relative, as `make claims` passes
+    code = claims_over_seeds([path], "smoke", [0, 1], Path("out"), workers=2,  # relative, as `make claims` passes
+                             datasets=("mnist",))
     out = capsys.readouterr().out
     assert code == 1  # 'seed below 1' fails on seed 1, and the summary says so
-    assert "ok      tiny seed 0" in out and "FAILED  tiny seed 1" in out
+    assert "ok      tiny mnist seed 0" in out and "FAILED  tiny mnist seed 1" in out
     from trainlab.report import summarize_claims
     summary = summarize_claims(tmp_path / "out" / "claims", "smoke").loc["tiny"]
     assert not (tmp_path / "nbs" / "out").exists()  # not where the kernels ran

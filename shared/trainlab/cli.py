@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
     seeds.add_argument("--out", default="reports/seeds", help="output folder (default: reports/seeds)")
     seeds.add_argument("--workers", type=int, help="notebooks executed at once (default: one per core)")
+    seeds.add_argument("--datasets", default="mnist,fashion_mnist",
+                       help="comma-separated datasets to run each notebook on (default: mnist,fashion_mnist)")
     return p
 
 
@@ -103,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise SpecError("seeds", args.seeds, "at least 1")
             if args.command == "claims" and args.workers is not None and args.workers < 1:
                 raise SpecError("workers", args.workers, "at least 1")
+            if args.command == "claims":
+                for name in args.datasets.split(","):
+                    if name not in DATASETS:
+                        raise SpecError("datasets", name, "comma-separated names from " + ", ".join(DATASETS))
             problem = missing_notebooks([Path(n) for n in args.notebooks])
             if problem:
                 print(f"trainlab: {problem}", file=sys.stderr)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "claims":
         from .report import claims_over_seeds
         return claims_over_seeds(notebooks, args.profile, list(range(args.seeds)), Path(args.out),
-                                 workers=args.workers)
+                                 workers=args.workers, datasets=tuple(args.datasets.split(",")))
     from .data import DataError, fetch
     from .train import fit
     try:

@@ -1,16 +1,19 @@
-"""The learning-rate range test (Smith 2017, "Cyclical Learning Rates").
+"""The learning-rate range test, in fastai's form (`lr_find`, Howard & Gugger), built on
+Smith's idea (Smith 2017, "Cyclical Learning Rates for Training Neural Networks").
 
-Train from the spec's initialisation while the LR grows exponentially from `start`
-to `end`, one value per step; record the loss; stop once the smoothed loss passes
-`stop_factor` times its minimum (or goes NaN).
+Smith's own test raises the LR linearly over a few epochs and reads accuracy: where
+it starts to rise and where it falls off bound a cyclical schedule. The form here is
+fastai's: train from the spec's initialisation while the LR grows exponentially from
+`start` to `end`, one value per step; record the loss; stop once the smoothed loss
+passes `stop_factor` times its minimum (or goes NaN).
 
-Where the smoothed loss bottoms out is about the largest LR that still trains; Smith
-puts the useful range's lower bound at a third to a quarter of that. `suggestion` is
-a quarter of the minimum-loss LR. Measured on MNIST MLPs with SGD + momentum 0.9
-(5 seeds, two data sizes), it fell within 0.6x-1.9x of the best LR of a constant-LR
-sweep, where "an order of magnitude below the minimum" fell 2.4x-4x too low and the
-steepest slope of the curve was pulled down by the early steps, when the loss falls
-at any LR because the network is learning.
+Where the smoothed loss bottoms out is about the largest LR that still trains.
+`suggestion` is a quarter of the minimum-loss LR, after Smith's rule that a
+schedule's lower bound is a third to a quarter of its upper bound. Measured on MNIST
+MLPs with SGD + momentum 0.9 (5 seeds, two data sizes), it fell within 0.6x-1.9x of
+the best LR of a constant-LR sweep, where "an order of magnitude below the minimum"
+fell 2.4x-4x too low and the steepest slope of the curve was pulled down by the
+early steps, when the loss falls at any LR because the network is learning.
 
 >>> result = lr_find(Spec(optimizer="sgd", momentum=0.9, subset=5000))   # doctest: +SKIP
 >>> result.suggestion                                                      # doctest: +SKIP

@@ -87,9 +87,10 @@ def _execute_one(notebook: Path, out_dir: Path, parameters: dict) -> float:
 
 
 def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path,
-                      workers: int | None = None) -> int:
-    """Run every notebook once per seed and print, per claim, how many seeds it held
-    on and its smallest margin: the evidence for the thresholds in the claims cells.
+                      workers: int | None = None, datasets: tuple[str, ...] = ("mnist", "fashion_mnist")) -> int:
+    """Run every notebook once per dataset and seed and print, per claim, on how many
+    runs it held and its smallest margin: the evidence for the thresholds in the
+    claims cells.
 
     The executions run in parallel, one per core by default (`workers`), each kernel
     limited to its share of the cores through TRAINLAB_THREADS."""
@@ -97,7 +98,7 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
     from .threads import usable_cores, worker_share
-    jobs = [(nb, seed) for nb in notebooks for seed in seeds]
+    jobs = [(nb, dataset, seed) for nb in notebooks for dataset in datasets for seed in seeds]
     workers = max(1, min(workers or usable_cores(), len(jobs)))
     claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
     # Children (and the kernels they start) inherit these.
@@ -105,16 +106,17 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
     os.environ.setdefault("TRAINLAB_THREADS", str(worker_share(workers)))
     failed_runs = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_execute_one, nb, out_dir / f"{profile}-seed{seed}",
-                               {"profile": profile, "seed": seed}): (nb, seed) for nb, seed in jobs}
+        futures = {pool.submit(_execute_one, nb, out_dir / f"{profile}-{dataset}-seed{seed}",
+                               {"profile": profile, "seed": seed, "dataset": dataset}): (nb, dataset, seed)
+                   for nb, dataset, seed in jobs}
         for future in as_completed(futures):
-            nb, seed = futures[future]
+            nb, dataset, seed = futures[future]
             try:
-                print(f"ok      {nb.stem} seed {seed} ({future.result():.0f}s)", flush=True)
+                print(f"ok      {nb.stem} {dataset} seed {seed} ({future.result():.0f}s)", flush=True)
             except Exception as e:  # the claims table is still written before the assertion
-                failed_runs.append(f"{nb.stem} seed {seed}")
+                failed_runs.append(f"{nb.stem} {dataset} seed {seed}")
                 last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-                print(f"FAILED  {nb.stem} seed {seed}: {type(e).__name__}: {last[:300]}", flush=True)
+                print(f"FAILED  {nb.stem} {dataset} seed {seed}: {type(e).__name__}: {last[:300]}", flush=True)
     summary = summarize_claims(claims_dir, profile)
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
@@ -123,28 +125,34 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
 
 
 def summarize_claims(claims_dir: Path, profile: str):
-    """One row per (notebook, claim): on how many seeds it held, and its worst seed's
-    measured value and margin. A seed whose measurement was NaN (saved as null) failed
-    without a margin, so it counts as the worst; a claim NaN on every seed shows
-    held 0 and worst NaN.
+    """One row per (notebook, claim): on how many runs (dataset x seed) it held, and
+    its worst run's measured value, margin and what that left to spare. A run whose
+    measurement was NaN (saved as null) failed without a margin, so it counts as the
+    worst; a claim NaN on every run shows held 0 and worst NaN.
 
-    >>> summarize_claims(Path("reports/claims"), "smoke")   # doctest: +SKIP
+    >>> summarize_claims(Path("reports/seeds/claims"), "smoke")   # doctest: +SKIP
     """
     import json
     import pandas as pd
-    rows = [dict(r, notebook=d["notebook"], seed=d["seed"])
-            for f in sorted(claims_dir.glob(f"*-{profile}-seed*.json"))
+    from .claims import margin_text
+    rows = [dict(r, notebook=d["notebook"], seed=d["seed"], dataset=d.get("dataset", ""))
+            for f in sorted(claims_dir.glob(f"*-{profile}-*seed*.json"))
             for d in [json.loads(f.read_text())] for r in d["claims"]]
-    keys, columns = ["notebook", "claim"], ["held", "seeds", "op", "threshold", "worst", "min_margin"]
+    keys = ["notebook", "claim"]
+    columns = ["held", "seeds", "op", "threshold", "worst", "min_margin", "to_spare", "worst_run"]
     if not rows:  # every notebook failed before its claims cell: an empty summary, not a crash
         return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=keys))
     table = pd.DataFrame(rows)
     # null (NaN in the notebook) would otherwise leave an all-null column as objects
-    for c in ("measured", "threshold", "margin"):
-        table[c] = pd.to_numeric(table[c], errors="coerce")
-    counts = table.groupby(keys, sort=False).agg(held=("held", "sum"), seeds=("seed", "nunique"))
+    for c in ("measured", "threshold", "margin", "spare"):
+        if c in table:
+            table[c] = pd.to_numeric(table[c], errors="coerce")
+    counts = table.groupby(keys, sort=False).agg(held=("held", "sum"), seeds=("seed", "size"))
     # idxmin fails on a claim whose margins are all NaN; sorting NaN first picks it instead
     worst = (table.sort_values("margin", na_position="first", kind="stable")
              .drop_duplicates(keys).set_index(keys))
-    return counts.join(worst[["op", "threshold", "measured", "margin"]].rename(
+    worst["to_spare"] = [margin_text(r) if isinstance(r.get("spare_unit"), str) else ""
+                         for r in worst.reset_index().to_dict("records")]
+    worst["worst_run"] = [f"{d or '?'} seed {s}" for d, s in zip(worst["dataset"], worst["seed"])]
+    return counts.join(worst[["op", "threshold", "measured", "margin", "to_spare", "worst_run"]].rename(
         columns={"measured": "worst", "margin": "min_margin"}))[columns]
