@@ -14,11 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import trainlab.sweeps as sweeps_mod
 import trainlab.threads as threads
 from trainlab import Spec, SpecError, grid
 from trainlab.sweeps import SweepError, cache_path, run_cached, sweep
-from trainlab.workers import in_process, local_workers
+from trainlab.workers import local_workers
 
 TINY = Spec(subset=600, epochs=1, depth=1, width=16, batch_size=64, optimizer="sgd", lr=0.05, schedule="constant")
 
