@@ -205,3 +205,15 @@ def test_gradient_noise_shrinks_with_the_batch_and_its_null_case_does_not(mnist_
     assert small / large > 8  # ~16 x (1 - 16/1024) / (1 - 256/1024) = 21 by sampling theory
     same = gradient_noise(model, x, y, 16, seed=3)
     assert 0.7 < small / same < 1.4  # equal batches: no effect, the claim's threshold is not reached
+
+
+def test_run_and_layer_summaries_the_notebooks_claim_on():
+    import math
+    import pandas as pd
+    from trainlab.measures import gradient_growth, mean_val_acc, val_acc_after
+    stats = pd.DataFrame({"layer": [1, 2, 3, 4], "act_std": [1.0, 1.0, 1.0, float("nan")],
+                          "grad_norm": [8.0, 2.0, 0.5, 3.0]})  # layer 4 is the output: no activation
+    assert gradient_growth(stats) == 16.0
+    assert math.isnan(gradient_growth(stats.assign(grad_norm=0.0)))  # both underflowed
+    run = type("R", (), {"epochs": pd.DataFrame({"val_acc": [0.5, 0.7, 0.9]})})()
+    assert mean_val_acc(run) == pytest.approx(0.7) and val_acc_after(run) == 0.5 and val_acc_after(run, 3) == 0.9

@@ -36,6 +36,24 @@ def last_hidden(stats: pd.DataFrame, column: str) -> float:
     return float(_hidden(stats)[column].iloc[-1])
 
 
+def gradient_growth(stats: pd.DataFrame) -> float:
+    """Weight-gradient norm of the first hidden layer over that of the last: > 1 the
+    gradient grows toward the input, < 1 it fades. NaN when both underflowed to 0."""
+    grads = _hidden(stats)["grad_norm"]
+    first, last = float(grads.iloc[0]), float(grads.iloc[-1])
+    return first / last if last > 0 else math.nan
+
+
+def mean_val_acc(run: Run) -> float:
+    """Validation accuracy averaged over the epochs: how much a run learned per epoch, all along."""
+    return float(run.epochs["val_acc"].mean())
+
+
+def val_acc_after(run: Run, epoch: int = 1) -> float:
+    """Validation accuracy after `epoch` epochs."""
+    return float(run.epochs["val_acc"].iloc[epoch - 1])
+
+
 def loss_noise(run: Run, window: int = 10) -> float:
     """How much the per-step loss jumps around its own trend, over the second half of
     training: the std of the loss minus its centred rolling mean."""

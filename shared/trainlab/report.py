@@ -42,6 +42,13 @@ def to_html(executed: Path) -> Path:
     return html
 
 
+def _last_line(e: BaseException) -> str:
+    """An execution error as one line: its type and the last line of its message
+    (papermill's message ends with the failing cell's own error)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[-1][:300] if text else ''}"
+
+
 def missing_notebooks(notebooks: list[Path]) -> str | None:
     """A one-line complaint about the notebook paths, or None when they all exist."""
     missing = [str(n) for n in notebooks if not n.is_file()]
@@ -69,7 +76,7 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
         except Exception as e:  # report every notebook, then fail
             failed.append(nb.name)
             ok = False
-            print(f"FAILED  {nb.name}: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+            print(f"FAILED  {nb.name}: {_last_line(e)}")
         executed = out_dir / nb.name
         if executed.is_file():
             entries.append(Entry.read(executed, time.perf_counter() - t0, failed=not ok, claims_dir=claims_dir))
@@ -115,8 +122,7 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
                 print(f"ok      {nb.stem} {dataset} seed {seed} ({future.result():.0f}s)", flush=True)
             except Exception as e:  # the claims table is still written before the assertion
                 failed_runs.append(f"{nb.stem} {dataset} seed {seed}")
-                last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-                print(f"FAILED  {nb.stem} {dataset} seed {seed}: {type(e).__name__}: {last[:300]}", flush=True)
+                print(f"FAILED  {nb.stem} {dataset} seed {seed}: {_last_line(e)}", flush=True)
     summary = summarize_claims(claims_dir, profile)
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):

@@ -49,20 +49,22 @@ def ensure_writable(folder: Path, setting: str, what: str, *, note: str = "") ->
     return folder
 
 
-def atomic_write(target: Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(target: Path, write: Callable[[BinaryIO], None], *, durable: bool = True) -> Path:
     """Write `target` through `write(file)` so that readers see the old file or the whole new one.
 
     The bytes go to a uniquely named temp file in the same folder (so concurrent
     writers never share a temp file, and os.replace stays on one file system), which
     then replaces `target`. On any error the temp file is removed and `target` is untouched.
+    `durable=False` skips the fsync, for files that do not outlive a reboot anyway.
     """
     target = Path(target)
     fd, tmp = _create_unique(target.parent, "." + target.name)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+            if durable:  # the bytes are on disk before the name points at them
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -195,13 +195,16 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
     specs = list(specs)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SpecError("workers", workers, "a whole number >= 1, or None")
-    done: dict[str, Run] = {}
+    # One path per distinct spec (resolving the device for the key is not free);
+    # identical specs share a path, so they are trained once.
+    paths = {spec: cache_path(spec) for spec in specs}
+    done: dict[Spec, Run] = {}
     if cache:
-        for spec in specs:
-            run = load_cached(cache_path(spec))
+        for spec, path in paths.items():
+            run = load_cached(path)
             if run is not None:
-                done[cache_path(spec).name] = run
-    todo = list({cache_path(s).name: s for s in specs if cache_path(s).name not in done}.values())
+                done[spec] = run
+    todo = [spec for spec in paths if spec not in done]
     if todo and cache:
         writable_cache()  # before any training: a run trained and then lost is worse than no run
     failures: list[Failure] = []
@@ -213,10 +216,10 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
                 failures.append(Failure(spec, error))
             else:
                 if cache:
-                    run.save(cache_path(spec))
-                done[cache_path(spec).name] = run
+                    run.save(paths[spec])
+                done[spec] = run
             bar.update(1)
-    runs = [done[cache_path(s).name] for s in specs if cache_path(s).name in done]
+    runs = [done[s] for s in specs if s in done]
     result = Sweep(runs, summarize(runs) if runs else pd.DataFrame())
     if failures:
         raise SweepError(failures, result)

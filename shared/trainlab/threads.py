@@ -43,6 +43,7 @@ except ImportError:  # Windows: runs do not see each other's claims
     fcntl = None
 
 from .spec import SpecError
+from .storage import atomic_write
 
 SAMPLE_SECONDS = 0.1
 # A core counts as busy when other processes used more than this share of it.
@@ -167,10 +168,10 @@ def _ledger() -> Iterator[dict[str, int]]:
                 claims = {pid: int(n) for pid, n in json.loads(path.read_text()).items() if _alive(int(pid))}
             except (OSError, ValueError, AttributeError):
                 claims = {}
+            before = dict(claims)
             yield claims
-            tmp = path.with_suffix(f".{os.getpid()}.part")
-            tmp.write_text(json.dumps(claims))
-            os.replace(tmp, path)
+            if claims != before:  # a rebalance that changes nothing writes nothing
+                atomic_write(path, lambda f: f.write(json.dumps(claims).encode()), durable=False)
         finally:
             if fcntl is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
