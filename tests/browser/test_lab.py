@@ -44,6 +44,8 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 # Seconds. A smoke run takes 15-60 s per notebook on 2 cores; these make a hang fail, not stall.
 SERVER_START = 90
 PAGE_LOAD = 60
+KERNEL_START = 120
+RUN_START = 30
 RUN_ALL = 300
 SLIDER = 120
 SAVE = 30
@@ -176,6 +178,10 @@ RUN_ALL_DONE = """() => {
          && (status === undefined || status === 'idle');
 }"""
 
+# A cell queued or running shows [*]; one already done shows its number.
+RUN_STARTED = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+  .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"""
+
 PROMPTS = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"
 
 # An error output renders as stderr text holding the traceback; warnings are stderr too, so
@@ -215,10 +221,27 @@ SLIDER_POSITION = """h => h.matches('input') ? [+h.value, +h.max]
                                             : [+h.getAttribute('aria-valuenow'), +h.getAttribute('aria-valuemax')]"""
 
 
+def wait_for_kernel(lab: Lab, name: str) -> None:
+    """Until the server reports the notebook's kernel idle: the page's indicator can say idle
+    before the kernel has started (a cold first kernel on a slow machine takes many seconds)."""
+    deadline = time.monotonic() + KERNEL_START
+    state = "no session"
+    while time.monotonic() < deadline:
+        sessions = [s for s in lab.api("GET", "sessions") if s.get("path", "").endswith(name)]
+        if sessions:
+            state = (sessions[0].get("kernel") or {}).get("execution_state", "no kernel")
+            if state == "idle":
+                return
+        time.sleep(0.5)
+    pytest.fail(f"the kernel of {name} was not idle within {KERNEL_START} s (last state: {state}):\n"
+                f"{lab.log_tail()}", pytrace=False)
+
+
 def open_notebook(page, lab: Lab, name: str) -> None:
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", timeout=PAGE_LOAD * 1000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=PAGE_LOAD * 1000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status=idle]", timeout=PAGE_LOAD * 1000)
+    wait_for_kernel(lab, name)
     open_sidebar_tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if open_sidebar_tab.count():  # fold the file browser away: more notebook in the screenshots
         open_sidebar_tab.first.click()
@@ -230,8 +253,21 @@ def menu(page, menu_name: str, command: str) -> None:
 
 
 def run_all_cells(page) -> float:
+    """Run > Run All Cells; a click the page did not act on (a menu opened while Lab was still
+    settling) is retried once, and a dialog in the way is named in the failure."""
     start = time.perf_counter()
-    menu(page, "Run", "runmenu:run-all")
+    for attempt in (1, 2):
+        menu(page, "Run", "runmenu:run-all")
+        try:
+            page.wait_for_function(RUN_STARTED, timeout=RUN_START * 1000, polling=250)
+            break
+        except Exception as e:  # playwright's TimeoutError
+            dialogs = page.locator(".jp-Dialog").all_inner_texts()
+            if attempt == 2 or dialogs:
+                pytest.fail(f"Run All Cells started no cell within {RUN_START} s (attempt {attempt}; "
+                            f"dialogs on the page: {dialogs or 'none'}; prompts: {page.evaluate(PROMPTS)}): {e}",
+                            pytrace=False)
+            page.keyboard.press("Escape")  # close a menu left open
     try:
         page.wait_for_function(RUN_ALL_DONE, timeout=RUN_ALL * 1000, polling=500)
     except Exception as e:  # playwright's TimeoutError
