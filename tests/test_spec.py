@@ -36,6 +36,11 @@ BAD = {
     "seed": [-1, 2**31, 1.5, "0"],
     "device": ["tpu", "gpu"],
     "probe_every": [-1, 0.5],
+    "rare_class": [-1, 10, 1.5, "3"],
+    "rare_keep": [0, 1.5, math.nan],
+    "target_scale": ["minmax", None],
+    "loss": ["hinge", None],
+    "class_weights": ["inverse", 1],
 }
 
 
@@ -64,6 +69,16 @@ def test_defaults_are_valid_and_ints_coerce_to_float():
     (dict(model="cnn", depth=0), "depth"),
     (dict(dataset="cifar10", subset=60_000), "subset"),
     (dict(subset=100, batch_size=128), "batch_size"),
+    (dict(dataset="diabetes", model="cnn"), "model"),
+    (dict(dataset="diabetes", scale="unit"), "scale"),
+    (dict(dataset="diabetes", loss="cross_entropy"), "loss"),
+    (dict(dataset="diabetes", class_weights="balanced"), "class_weights"),
+    (dict(dataset="diabetes", rare_class=1), "rare_class"),
+    (dict(dataset="diabetes", label_smoothing=0.1), "label_smoothing"),
+    (dict(dataset="diabetes", subset=400), "subset"),
+    (dict(target_scale="standard"), "target_scale"),
+    (dict(rare_keep=0.5), "rare_keep"),
+    (dict(loss="mse", label_smoothing=0.1), "label_smoothing"),
 ])
 def test_combinations_are_checked(changes, field):
     with pytest.raises(SpecError) as e:

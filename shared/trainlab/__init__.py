@@ -25,6 +25,9 @@ _EXPORTS = {
     "callbacks": ["Callback", "Clip", "EarlyStopping", "LivePlot", "Progress", "Schedule", "ShareCores"],
     "data": ["DataBundle", "DataError", "data_root", "fetch", "load_data"],
     "device": ["resolve_device", "seed_everything"],
+    "gradcheck": ["gradient_check"],
+    "lesson": ["Lesson", "start"],
+    "losses": ["build_loss", "chance_value"],
     "models": ["build_model", "init_weights"],
     "optim": ["build_optimizer", "lr_at"],
     "probes": ["Probes", "activation_stats", "layer_stats"],
@@ -36,7 +39,11 @@ _EXPORTS = {
     "train": ["Learner", "evaluate", "fit"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # the submodules in _MODULES load on use too
+
+
+# Modules a notebook reaches as `trainlab.plots`, `trainlab.measures`, ... after one `import trainlab`.
+_MODULES = ("claims", "gradcheck", "losses", "measures", "plots", "profiles", "tables", "views", "widgets")
 
 
 def __getattr__(name: str) -> Any:
@@ -44,6 +51,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
 
 

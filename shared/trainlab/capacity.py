@@ -20,11 +20,11 @@ import os
 
 import torch
 
-from .spec import Spec, SpecError
+from .spec import NUM_CLASSES, Spec, SpecError
 
 # What the data loaders produce for each dataset, known without loading it.
-INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-NUM_CLASSES = 10
+# diabetes rows are ten features, counted here as ten 1x1 channels (only an MLP reads them).
+INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "diabetes": (10, 1, 1)}
 FLOAT_BYTES = 4
 # Autograd keeps each layer's input and (for most activations) output for the
 # backward pass, so a hidden layer costs about two copies of its activations.
@@ -64,7 +64,7 @@ def parameter_count(spec: Spec) -> int:
     per_unit_norm = 2 if spec.norm in ("batch", "layer") else 0  # a scale and a shift
     blocks, out_features = _layout(spec)
     hidden = sum((fan_in + bias + per_unit_norm) * spec.width for fan_in, _ in blocks)
-    return hidden + (out_features + 1) * NUM_CLASSES
+    return hidden + (out_features + 1) * NUM_CLASSES.get(spec.dataset, 1)  # one output for regression
 
 
 def _state_buffers(spec: Spec) -> int:

@@ -364,7 +364,11 @@ def raw_tensors(name: str) -> dict[str, torch.Tensor]:
 
 @dataclass
 class DataBundle:
-    """Train / validation / test tensors, scaled and on one device."""
+    """Train / validation / test tensors, scaled and on one device.
+
+    For a regression task `num_classes` is 1 (one output) and the targets are float;
+    `unscale_targets` turns scaled targets or predictions back into the data's units.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -375,6 +379,13 @@ class DataBundle:
     num_classes: int
     mean: torch.Tensor
     std: torch.Tensor
+    task: str = "classification"
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+    def unscale_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Targets (or predictions) in the data's own units."""
+        return y * self.target_std + self.target_mean
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -401,6 +412,21 @@ def split_indices(n: int, subset: int | None, val_fraction: float, seed: int) ->
     return pool[n_val:], pool[:n_val]
 
 
+def cut_class(train_idx: torch.Tensor, labels: torch.Tensor, cls: int, keep: float, seed: int) -> torch.Tensor:
+    """`train_idx` with only the fraction `keep` of class `cls` left (at least one
+    example), the survivors drawn by `seed`: an imbalanced training set.
+
+    >>> idx = cut_class(torch.arange(6), torch.tensor([0, 1, 1, 1, 1, 0]), cls=1, keep=0.5, seed=0)
+    >>> len(idx), int((torch.tensor([0, 1, 1, 1, 1, 0])[idx] == 1).sum())
+    (4, 2)
+    """
+    members = train_idx[labels[train_idx] == cls]
+    kept = max(1, round(keep * len(members))) if len(members) else 0
+    g = torch.Generator().manual_seed(seed + 7919)  # not the split's own stream
+    dropped = members[torch.randperm(len(members), generator=g)[kept:]]
+    return train_idx[~torch.isin(train_idx, dropped)]
+
+
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (unbiased) std of uint8 images, as float32.
 
@@ -418,8 +444,13 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_data(spec: Spec, device: torch.device | str = "cpu") -> DataBundle:
     """The spec's dataset, split by its seed, scaled with training-set statistics, on `device`."""
+    if spec.task == "regression":
+        from .tabular import load_tabular
+        return load_tabular(spec, device)
     raw = raw_tensors(spec.dataset)
     train_idx, val_idx = split_indices(len(raw["train_x"]), spec.subset, spec.val_fraction, spec.seed)
+    if spec.rare_class is not None:
+        train_idx = cut_class(train_idx, raw["train_y"], spec.rare_class, spec.rare_keep, spec.seed)
     train_x = raw["train_x"][train_idx].float()
     channels = train_x.shape[1]
     if spec.scale == "standard":

@@ -23,10 +23,16 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Mapping
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "diabetes")
 # Training-set sizes, known before any download so that specs validate offline.
-TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
+# diabetes (scikit-learn's 442 patients) keeps a fixed fifth, 88 rows, as its test set.
+TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "diabetes": 354}
+# Classes per classification set; a dataset missing here is a regression task.
+NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 SCALES = ("standard", "unit", "none")
+TARGET_SCALES = ("none", "standard")
+LOSSES = ("auto", "cross_entropy", "mse")
+CLASS_WEIGHTS = ("none", "balanced")
 MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "selu", "tanh", "sigmoid", "linear")
 INITS = (
@@ -139,11 +145,14 @@ def _betas(name: str, v: Any) -> tuple[float, float]:
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": DATASETS, "scale": SCALES, "model": MODELS, "activation": ACTIVATIONS, "init": INITS,
     "norm": NORMS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "device": DEVICES,
+    "loss": LOSSES, "class_weights": CLASS_WEIGHTS, "target_scale": TARGET_SCALES,
 }
 
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
     **{name: _choice(options) for name, options in CHOICES.items()},
     "subset": _integer(20, 1_000_000, optional=True),
+    "rare_class": _integer(0, 999, optional=True),
+    "rare_keep": _number(0, 1, lo_open=True),
     "val_fraction": _number(0, 0.5),
     "depth": _integer(0, 200),
     "width": _integer(1, 8192),
@@ -172,16 +181,29 @@ class Spec:
 
     `depth` counts hidden layers (MLP) or conv blocks (CNN); `subset` is how many
     examples of the official training set are used (None: all), of which
-    `val_fraction` is held out for validation. `init_std` is the standard deviation
-    of the `normal` and `uniform` inits. Decaying schedules end at
+    `val_fraction` is held out for validation. `rare_class` (None: off) keeps only
+    the fraction `rare_keep` of that class's training examples, an imbalanced
+    training set; validation and test sets stay balanced. `init_std` is the
+    standard deviation of the `normal` and `uniform` inits. Decaying schedules end at
     `lr * final_lr_fraction`. `probe_every` > 0 records layer statistics every that
     many steps (0: probes off, and free).
+
+    `loss`: `cross_entropy`, or `mse`, which for classification is the squared
+    distance between the softmax probabilities and the one-hot target, summed over
+    classes (0 when right and sure, 2 when sure of a wrong class, 1 - 1/C at chance);
+    `auto` is cross-entropy for classification and MSE for regression.
+    `class_weights="balanced"` weights each class's loss by n / (C * n_class) of the
+    training set. `diabetes` is a regression set of ten tabular features (MLP only);
+    `target_scale="standard"` standardises its targets with training statistics.
     """
 
     dataset: str = "mnist"
     subset: int | None = None
     val_fraction: float = 0.1
+    rare_class: int | None = None
+    rare_keep: float = 1.0
     scale: str = "standard"
+    target_scale: str = "none"
     model: str = "mlp"
     depth: int = 2
     width: int = 256
@@ -203,6 +225,8 @@ class Spec:
     final_lr_fraction: float = 0.01
     clip_norm: float | None = None
     clip_value: float | None = None
+    loss: str = "auto"
+    class_weights: str = "none"
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -214,6 +238,7 @@ class Spec:
         self._check_combinations()
 
     def _check_combinations(self) -> None:
+        self._check_task()
         if self.optimizer == "nesterov" and self.momentum == 0:
             raise SpecError("momentum", self.momentum,
                             "a number > 0 when optimizer is 'nesterov' (Nesterov needs momentum)")
@@ -236,10 +261,48 @@ class Spec:
                             f"at most {n_train}, the number of training examples left after the "
                             f"validation split (subset={self.subset}, val_fraction={self.val_fraction})")
 
+    def _check_task(self) -> None:
+        """Fields that only make sense for one kind of task."""
+        if self.task == "regression":
+            why = f"when dataset is {self.dataset!r} (a regression task)"
+            if self.model != "mlp":
+                raise SpecError("model", self.model, f"'mlp' {why}: its examples are ten numbers, not images")
+            if self.scale == "unit":
+                raise SpecError("scale", self.scale, f"'standard' or 'none' {why} ('unit' divides pixels by 255)")
+            if self.loss == "cross_entropy":
+                raise SpecError("loss", self.loss, f"'mse' or 'auto' {why}")
+            for name, off in (("class_weights", "none"), ("rare_class", None), ("label_smoothing", 0.0)):
+                if getattr(self, name) != off:
+                    raise SpecError(name, getattr(self, name), f"{off!r} {why}: it has no classes")
+            return
+        why = f"when dataset is {self.dataset!r} (a classification task)"
+        if self.target_scale != "none":
+            raise SpecError("target_scale", self.target_scale, f"'none' {why}: class labels are not scaled")
+        classes = NUM_CLASSES[self.dataset]
+        if self.rare_class is not None and self.rare_class >= classes:
+            raise SpecError("rare_class", self.rare_class, f"a class from 0 to {classes - 1}, or None")
+        if self.rare_class is None and self.rare_keep != 1.0:
+            raise SpecError("rare_keep", self.rare_keep, "1.0 when rare_class is None (no class to cut)")
+        if self.label_smoothing > 0 and self.loss == "mse":
+            raise SpecError("label_smoothing", self.label_smoothing, "0 when loss is 'mse' (it smooths cross-entropy)")
+
     # --- derived ---------------------------------------------------------------
     @property
+    def task(self) -> str:
+        """'classification' or 'regression', from the dataset."""
+        return "classification" if self.dataset in NUM_CLASSES else "regression"
+
+    @property
+    def loss_name(self) -> str:
+        """The loss actually used: `auto` resolved for the task."""
+        if self.loss != "auto":
+            return self.loss
+        return "cross_entropy" if self.task == "classification" else "mse"
+
+    @property
     def train_size(self) -> int:
-        """Training examples after the validation split."""
+        """Training examples after the validation split (before a `rare_class` cut,
+        whose size depends on the data; the run counts its steps from the data)."""
         pool = self.subset or TRAIN_SIZES[self.dataset]
         return pool - round(self.val_fraction * pool)
 
@@ -343,4 +406,5 @@ def grid(base: Spec, **axes: Iterable[Any]) -> list[Spec]:
 
 
 __all__ = ["Spec", "SpecError", "grid", "parse_field", "DATASETS", "ACTIVATIONS", "INITS",
-           "NORMS", "OPTIMIZERS", "SCHEDULES", "SCALES", "MODELS", "DEVICES"]
+           "NORMS", "OPTIMIZERS", "SCHEDULES", "SCALES", "MODELS", "DEVICES", "LOSSES", "CLASS_WEIGHTS",
+           "TARGET_SCALES", "NUM_CLASSES"]

@@ -18,6 +18,7 @@ from torch import nn
 from .callbacks import Callback, Clip, Progress, Schedule, ShareCores, progress_enabled
 from .capacity import check_fits
 from .data import DataBundle, load_data
+from .losses import LossFn, build_loss
 from .device import autocast, resolve_device, seed_everything
 from .models import build_model
 from .optim import build_optimizer, global_grad_norm
@@ -37,17 +38,22 @@ DIVERGENCE_FACTOR = 1000
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` on (x, y), in eval mode.
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096,
+             loss_fn: LossFn | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on (x, y), in eval mode.
 
-    Both are NaN if x is empty or the model outputs any NaN or inf: argmax over NaN
-    logits picks class 0 and would pass for chance-level accuracy.
+    The loss is `loss_fn` (default: cross-entropy), averaged over chunks weighted by
+    their size. Accuracy is NaN for float (regression) targets. Both are NaN if x is
+    empty or the model outputs any NaN or inf: argmax over NaN logits picks class 0
+    and would pass for chance-level accuracy.
 
     >>> evaluate(model, data.val_x, data.val_y)   # doctest: +SKIP
     (0.2931, 0.9133)
     """
     if len(x) == 0:
         return math.nan, math.nan
+    loss_fn = loss_fn or F.cross_entropy
+    classes = not y.is_floating_point()
     was_training = model.training
     model.eval()
     try:
@@ -57,23 +63,47 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
                 out = model(x[i:i + chunk]).float()
             if not torch.isfinite(out).all():
                 return math.nan, math.nan
-            loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
-            correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
+            yb = y[i:i + chunk]
+            loss += loss_fn(out, yb).item() * len(yb)
+            if classes:
+                correct += (out.argmax(1) == yb).sum().item()
     finally:
         model.train(was_training)
-    return loss / len(x), correct / len(x)
+    return loss / len(x), (correct / len(x) if classes else math.nan)
+
+
+@torch.no_grad()
+def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
+                    chunk: int = 4096) -> list[float]:
+    """The fraction of each class's examples the model labels correctly (NaN for a
+    class absent from y, or when the model outputs NaN)."""
+    was_training = model.training
+    model.eval()
+    try:
+        preds = torch.cat([model(x[i:i + chunk]).float().argmax(1) for i in range(0, len(x), chunk)])
+    finally:
+        model.train(was_training)
+    out = []
+    for c in range(num_classes):
+        members = y == c
+        n = int(members.sum())
+        out.append(float((preds[members] == c).sum()) / n if n else math.nan)
+    return out
 
 
 class Learner:
     """Holds what one run is made of; `fit()` runs the loop and calls the callbacks."""
 
-    def __init__(self, spec: Spec, model: nn.Module, data: DataBundle, callbacks: Iterable[Callback]):
+    def __init__(self, spec: Spec, model: nn.Module, data: DataBundle, callbacks: Iterable[Callback],
+                 loss_fn: LossFn | None = None):
         self.spec, self.model, self.data = spec, model, data
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(spec, self.params)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=spec.label_smoothing)
+        self.loss_fn = loss_fn or build_loss(spec, data.train_y, data.num_classes)
+        self.classes = data.task == "classification"
         self.callbacks = list(callbacks)
-        self.total_steps = spec.total_steps
+        # From the data, not the spec: a rare_class cut leaves fewer examples than the spec knows.
+        self.total_steps = len(data.train_x) // spec.batch_size * spec.epochs
         self.step, self.epoch, self.lr, self.stop, self.diverged = 0, 0, spec.lr, False, False
         self.step_rows: list[dict] = []
         self.epoch_rows: list[dict] = []
@@ -106,6 +136,8 @@ class Learner:
                                "grad_norm": float(self.grad_norm), **self.log})
         self.step += 1
         self._call("after_step")
+        if not self.classes:
+            return loss, 0
         # A row with NaN or inf logits has no prediction; its argmax would be class 0.
         right = (out.argmax(1) == yb) & torch.isfinite(out).all(1)
         return loss, int(right.sum())
@@ -125,20 +157,27 @@ class Learner:
                 correct += right
                 if self.stop:
                     break
-            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
-            self.epoch_rows.append({
-                "epoch": self.epoch + 1, "train_loss": sum(losses) / len(losses),
-                "train_acc": correct / (len(losses) * self.spec.batch_size),
-                "val_loss": val_loss, "val_acc": val_acc, "lr": self.lr,
-                "seconds": time.perf_counter() - t0})
+            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
+            row = {"epoch": self.epoch + 1, "train_loss": sum(losses) / len(losses),
+                   "train_acc": correct / (len(losses) * self.spec.batch_size) if self.classes else math.nan,
+                   "val_loss": val_loss, "val_acc": val_acc}
+            if not self.classes:  # the error in the target's own units, comparable across target scalings
+                row["val_rmse"] = math.sqrt(val_loss) * self.data.target_std
+            self.epoch_rows.append({**row, "lr": self.lr, "seconds": time.perf_counter() - t0})
             self._call("after_epoch")
             if self.stop:
                 break
         self._call("after_fit")
-        test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
+        test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y, loss_fn=self.loss_fn)
         last = self.epoch_rows[-1]
         final = {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "val_loss": last["val_loss"],
                  "val_acc": last["val_acc"], "test_loss": test_loss, "test_acc": test_acc}
+        if self.classes:
+            recalls = recall_by_class(self.model, self.data.val_x, self.data.val_y, self.data.num_classes)
+            final.update({f"val_recall_{c}": r for c, r in enumerate(recalls)})
+        else:
+            final["val_rmse"] = last["val_rmse"]
+            final["test_rmse"] = math.sqrt(test_loss) * self.data.target_std
         completed = len(self.epoch_rows) - (1 if self.diverged else 0)
         return Run(self.spec, pd.DataFrame(self.step_rows), pd.DataFrame(self.epoch_rows), final,
                    self.diverged, completed, time.perf_counter() - start, str(self.data.train_x.device),
@@ -158,13 +197,15 @@ def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback
 
 
 def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | None = None,
-        model: nn.Module | None = None, progress: bool | None = None,
+        model: nn.Module | None = None, loss: LossFn | None = None, progress: bool | None = None,
         max_threads: int | None = None) -> Run:
     """Train the spec's model on the spec's data and return the finished Run.
 
     `callbacks` are added after the spec's own; `data` reuses tensors already loaded
     (they must match the spec); `model` trains a given model (e.g. a pretrained one)
-    instead of building one. A NaN or inf loss, or one 1000x its start, stops the run and sets `run.diverged`.
+    instead of building one; `loss` (a callable `loss(outputs, targets)`, mean over
+    the batch) replaces the spec's loss, for training and for the validation and test
+    loss. A NaN or inf loss, or one 1000x its start, stops the run and sets `run.diverged`.
     The run uses as many CPU threads as there are free cores (`trainlab.threads`),
     at most `max_threads`.
 
@@ -179,7 +220,9 @@ def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | No
     if model is None:
         model = build_model(spec, data.input_shape, data.num_classes)
     model = model.to(data.train_x.device)
-    learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks))
+    learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks), loss)
+    if loss is not None:  # the spec cannot name it; the run should
+        learner.extra["custom_loss"] = getattr(loss, "__name__", type(loss).__name__)
     with run_threads(max_threads) as claim:
         learner.extra["threads"] = claim.threads
         learner.callbacks.append(ShareCores(claim))
