@@ -56,7 +56,10 @@ def test_a_class_can_work_through_it(path):
     names = re.findall(r"claims\.(?:check|that)\(\s*f?[\"']([^\"']*)", claims_cell)
     assert names and all(re.match(r"\d+\. \S", n) for n in names), f"claims named by section: {names}"
     setup = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    assert re.search(r"Claims\([^)]*dataset=dataset", setup), "Claims(..., dataset=dataset): runs of both datasets kept apart"
+    # One set-up call names the notebook and passes its parameters, so the claims of
+    # both datasets and every seed are filed apart.
+    assert re.search(r"\bstart\(\s*[\"']" + re.escape(path.stem) + r"[\"'],\s*profile,\s*seed,\s*dataset\s*\)", setup), \
+        f'the set-up cell calls tl.start("{path.stem}", profile, seed, dataset)'
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,38 @@ def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smoo
     return fig
 
 
+def metric_vs(table: pd.DataFrame, x: str, y: str, by: str | None = None, logx: bool = True,
+              ylim: tuple[float, float] | None = None, title: str | None = None, ax=None) -> Figure:
+    """A final metric against a swept field (a sweep's table), one line per value of `by`.
+
+    Diverged runs have no metric: each is drawn as an x on the bottom edge at its x, so a
+    line that stops early shows where and why.
+
+    >>> fig = metric_vs(sweep.table, "lr", "val_acc", by="scale", ylim=(0, 1))   # doctest: +SKIP
+    """
+    for name in (x, y, by):
+        if name is not None and name not in table.columns:
+            raise ValueError(f"{name!r} is not a column of the table; it has {', '.join(map(str, table.columns))}")
+    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
+    groups = table.groupby(by, sort=False) if by else [(None, table)]
+    for i, (key, part) in enumerate(groups):
+        part = part.sort_values(x)
+        ok = part[~part["diverged"]] if "diverged" in part else part
+        line, = ax.plot(ok[x], ok[y], marker="o", ms=4, ls=LINESTYLES[i % len(LINESTYLES)],
+                        label=f"{by} = {key}" if by else None)
+        if "diverged" in part:
+            gone = part[part["diverged"]]
+            ax.plot(gone[x], [0.0] * len(gone), "x", color=line.get_color(), ms=8, mew=2, clip_on=False,
+                    transform=ax.get_xaxis_transform())
+    if logx:
+        ax.set_xscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "), title=title or "")
+    legend_outside(ax)
+    return fig
+
+
 INSET_SPOTS = ([0.5, 0.5, 0.46, 0.42], [0.5, 0.08, 0.46, 0.42], [0.1, 0.08, 0.46, 0.42], [0.1, 0.5, 0.46, 0.42])
 
 

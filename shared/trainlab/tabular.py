@@ -21,6 +21,8 @@ from .spec import TRAIN_SIZES, Spec
 from .storage import DataError
 
 TEST_ROWS = 88
+# scikit-learn's names: age, sex, body-mass index, mean blood pressure, six blood serum measurements.
+FEATURES = {"diabetes": ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,6 +47,19 @@ def raw_tabular(name: str) -> dict[str, torch.Tensor]:
     return {"train_x": x[pool], "train_y": y[pool], "test_x": x[test], "test_y": y[test]}
 
 
+def describe(name: str) -> "pd.DataFrame":
+    """Min, mean, std and max of every raw feature and of the target over the training pool.
+
+    >>> describe("diabetes").loc["target", "max"]   # doctest: +SKIP
+    346.0
+    """
+    import pandas as pd
+    raw = raw_tabular(name)
+    columns = {**{f: raw["train_x"][:, i] for i, f in enumerate(FEATURES[name])}, "target": raw["train_y"]}
+    return pd.DataFrame([{"column": c, "min": float(v.min()), "mean": float(v.mean()), "std": float(v.std()),
+                          "max": float(v.max())} for c, v in columns.items()]).set_index("column")
+
+
 def standardiser(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std over rows (float64): scaling statistics from the training rows only."""
     return v.mean(0), v.std(0).clamp_min(1e-12)
@@ -52,10 +67,10 @@ def standardiser(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_tabular(spec: Spec, device: torch.device | str = "cpu"):
     """The spec's tabular set, split by its seed; inputs and targets scaled as the spec says."""
-    from .data import DataBundle, split_indices  # data imports this module
+    from .data import DataBundle  # data imports this module
 
     raw = raw_tabular(spec.dataset)
-    train_idx, val_idx = split_indices(len(raw["train_x"]), spec.subset, spec.val_fraction, spec.seed)
+    train_idx, val_idx = _split(spec, raw)
     x, y = raw["train_x"][train_idx], raw["train_y"][train_idx]
     features = x.shape[1]
     mean, std = standardiser(x) if spec.scale == "standard" else (torch.zeros(features), torch.ones(features))
@@ -73,3 +88,21 @@ def load_tabular(spec: Spec, device: torch.device | str = "cpu"):
         test_x=inputs(raw["test_x"]), test_y=targets(raw["test_y"]),
         num_classes=1, mean=mean.float(), std=std.float(), task="regression",
         target_mean=float(y_mean), target_std=float(y_std))
+
+
+def mean_predictor_rmse(spec: Spec) -> float:
+    """The validation RMSE (in target units) of always predicting the training targets'
+    mean: the bar a regression model has to clear to have learned anything.
+
+    >>> round(mean_predictor_rmse(Spec(dataset="diabetes", val_fraction=0.2)))   # doctest: +SKIP
+    77
+    """
+    raw = raw_tabular(spec.dataset)
+    train_idx, val_idx = _split(spec, raw)
+    guess = raw["train_y"][train_idx].mean()
+    return float(((raw["train_y"][val_idx] - guess) ** 2).mean().sqrt())
+
+
+def _split(spec: Spec, raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    from .data import split_indices
+    return split_indices(len(raw["train_x"]), spec.subset, spec.val_fraction, spec.seed)
