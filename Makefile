@@ -41,7 +41,7 @@ strip-outputs:
 install: $(STAMP)
 
 data: install
-	$(PY) -m trainlab fetch mnist fashion_mnist
+	$(PY) -m trainlab fetch mnist fashion_mnist diabetes
 
 run: data
 	$(PY) -m trainlab report --profile $(PROFILE) --out reports notebooks/*.ipynb
