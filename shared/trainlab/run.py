@@ -109,7 +109,8 @@ class Run:
         """The CLI's JSON object: spec, final metrics and how the run ended."""
         return _clean({
             "spec": self.spec.to_dict(),
-            "final": {k: self.final.get(k) for k in ("train_loss", "val_loss", "val_acc", "test_acc")},
+            "final": {k: self.final.get(k) for k in ("train_loss", "val_loss", "val_acc", "test_acc", "val_rmse")
+                      if k in self.final or k != "val_rmse"},  # val_rmse: regression runs only
             "diverged": self.diverged,
             "epochs_completed": self.epochs_completed,
             "seconds": round(self.seconds, 3),
