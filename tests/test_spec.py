@@ -18,7 +18,7 @@ BAD = {
     "init": ["he", None],
     "init_std": [0, -1, math.inf, math.nan],
     "bias_init": [math.nan, 11, "0.1"],
-    "norm": ["group", True],
+    "norm": ["instance", True],
     "dropout": [1.0, -0.1, math.nan],
     "optimizer": ["lion", 0],
     "lr": [0, -1e-3, math.nan, math.inf, 1000, "fast"],

@@ -37,10 +37,18 @@ class Schedule(Callback):
         set_lr(learner.optimizer, learner.lr)
 
 
+# Most steps clipped means the threshold, not the data, sets every step's size: the
+# run is then plain normalised-gradient descent, and the threshold is a second LR.
+MOSTLY_CLIPPED = 0.5
+
+
 class Clip(Callback):
     """Gradient clipping by global norm and/or by value, after the unclipped norm is logged.
 
-    Logs `clipped`: whether this step's gradient was changed.
+    Logs `clipped` per step (whether the gradient was changed) and puts in
+    `run.extra["clipping"]` the fraction of clipped steps and the 50th, 90th and 99th
+    percentiles of the unclipped norm (the tuning playbook sets a threshold from
+    them). Warns when more than half of the steps were clipped.
     """
 
     def __init__(self, max_norm: float | None = None, max_value: float | None = None):
@@ -57,6 +65,23 @@ class Clip(Callback):
             torch.nn.utils.clip_grad_value_(params, self.max_value)
             clipped = clipped or over
         learner.log["clipped"] = clipped
+
+    def after_fit(self, learner) -> None:
+        import math
+        import warnings
+        rows = [r for r in learner.step_rows if "clipped" in r]
+        if not rows:
+            return
+        norms = torch.tensor([r["grad_norm"] for r in rows if math.isfinite(r["grad_norm"])], dtype=torch.float64)
+        fraction = sum(r["clipped"] for r in rows) / len(rows)
+        stats = {"clipped_fraction": fraction}
+        for q in (50, 90, 99):
+            stats[f"norm_p{q}"] = float(torch.quantile(norms, q / 100)) if len(norms) else math.nan
+        learner.extra["clipping"] = stats
+        if fraction > MOSTLY_CLIPPED:
+            warnings.warn(f"{fraction:.0%} of steps were clipped (clip_norm={self.max_norm}, "
+                          f"clip_value={self.max_value}): the threshold, not the gradient, sets the step size. "
+                          f"The unclipped norm's 90th percentile was {stats['norm_p90']:.3g}.", stacklevel=2)
 
 
 def progress_enabled() -> bool:

@@ -61,7 +61,8 @@ def parameter_count(spec: Spec) -> int:
     269322
     """
     bias = spec.norm != "batch"  # as in build_model: BatchNorm's shift replaces the bias
-    per_unit_norm = 2 if spec.norm in ("batch", "layer") else 0  # a scale and a shift
+    # a scale and a shift per unit; weight normalisation's gain g is one number per unit
+    per_unit_norm = {"batch": 2, "batch_after": 2, "layer": 2, "group": 2, "weight": 1}.get(spec.norm, 0)
     blocks, out_features = _layout(spec)
     hidden = sum((fan_in + bias + per_unit_norm) * spec.width for fan_in, _ in blocks)
     return hidden + (out_features + 1) * NUM_CLASSES.get(spec.dataset, 1)  # one output for regression
@@ -69,7 +70,7 @@ def parameter_count(spec: Spec) -> int:
 
 def _state_buffers(spec: Spec) -> int:
     """Tensors the optimizer keeps per parameter (Adam: two moments; SGD: momentum, if any)."""
-    if spec.optimizer in ("adam", "adamw"):
+    if spec.optimizer in ("adam", "adamw", "adam_uncorrected"):
         return 2
     if spec.optimizer == "rmsprop":  # the square average, plus a momentum buffer when asked
         return 1 + (spec.momentum > 0)

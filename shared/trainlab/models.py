@@ -67,22 +67,29 @@ def init_weights(model: nn.Module, spec: Spec) -> None:
             module.bias.fill_(spec.bias_init)
 
 
+GROUPS = 32  # Wu & He's default number of groups
+
+
 def _norm(kind: str, features: int, conv: bool) -> nn.Module | None:
-    if kind == "batch":
+    if kind in ("batch", "batch_after"):
         return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
     if kind == "layer":
         # GroupNorm with one group normalises each example over all its channels,
         # which is LayerNorm for feature maps.
         return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
-    return None
+    if kind == "group":  # on an MLP's units, groups of neighbouring units
+        return nn.GroupNorm(math.gcd(features, GROUPS), features)
+    return None  # none, and weight normalisation, which lives in the weights (build_model)
 
 
 def _block(layers: "OrderedDict[str, nn.Module]", i: int, weight: nn.Module, spec: Spec, conv: bool) -> None:
     layers[f"{'conv' if conv else 'fc'}{i}"] = weight
     norm = _norm(spec.norm, spec.width, conv)
-    if norm is not None:  # before the activation, as Ioffe & Szegedy place it
+    if norm is not None and spec.norm != "batch_after":  # before the activation, as Ioffe & Szegedy place it
         layers[f"norm{i}"] = norm
     layers[f"act{i}"] = ACTIVATION_MODULES[spec.activation]()
+    if norm is not None and spec.norm == "batch_after":
+        layers[f"norm{i}"] = norm
     if spec.dropout > 0:
         # Whole-channel dropout in conv layers: neighbouring pixels are too correlated
         # for dropping single activations to regularise much.
@@ -112,4 +119,10 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
     layers["out"] = nn.Linear(features, num_classes)
     model = nn.Sequential(layers)
     init_weights(model, spec)
+    if spec.norm == "weight":
+        # w = g v / |v| per unit, from the initialised weights (g = |v|), so the
+        # network starts as the same function; only how steps move it changes.
+        for name, module in model.named_children():
+            if name.startswith(("fc", "conv")):
+                nn.utils.parametrizations.weight_norm(module)
     return model

@@ -21,9 +21,43 @@ ONE_CYCLE_PEAK = 0.3     # fraction of training spent rising to the peak (Smith 
 ONE_CYCLE_START = 1 / 25  # the one-cycle policy starts at lr / 25, as torch's OneCycleLR does
 
 
+class AdamUncorrected(torch.optim.Optimizer):
+    """Adam without its bias correction: the step is lr * m / (sqrt(v) + eps) with the
+    raw moving averages m and v, both started at zero.
+
+    Kingma & Ba (2015, section 3) correct m and v by 1 / (1 - beta^t) because, started
+    at zero, they are biased toward zero early on. With beta2 = 0.999 the second moment
+    is the smaller one by far (1 - beta2 = 0.001 against 1 - beta1 = 0.1), so the first
+    uncorrected step is about (1 - beta1) / sqrt(1 - beta2) = 3.2 times the corrected
+    step of size lr. For teaching only; `adam` is the real thing.
+    """
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
+                state = self.state[p]
+                if not state:
+                    state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                state["m"].mul_(b1).add_(g, alpha=1 - b1)
+                state["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.addcdiv_(state["m"], state["v"].sqrt().add_(group["eps"]), value=-group["lr"])
+
+
 def build_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
-    """The spec's optimizer over `params`. `weight_decay` is an L2 term, decoupled for AdamW."""
+    """The spec's optimizer over `params`. `weight_decay` is an L2 term added to the
+    gradient, except for AdamW, which decays the weights directly (decoupled)."""
     o, kw = spec.optimizer, dict(lr=spec.lr, weight_decay=spec.weight_decay)
+    if o == "adam_uncorrected":
+        return AdamUncorrected(params, betas=spec.betas, **kw)
     if o in ("sgd", "nesterov"):
         return torch.optim.SGD(params, momentum=spec.momentum, nesterov=o == "nesterov", **kw)
     if o == "adagrad":

@@ -39,8 +39,8 @@ INITS = (
     "zeros", "normal", "uniform", "xavier_uniform", "xavier_normal",
     "kaiming_uniform", "kaiming_normal", "orthogonal", "lecun_normal",
 )
-NORMS = ("none", "batch", "layer")
-OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+NORMS = ("none", "batch", "layer", "group", "weight", "batch_after")
+OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adam_uncorrected")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "one_cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -188,6 +188,11 @@ class Spec:
     `lr * final_lr_fraction`. `probe_every` > 0 records layer statistics every that
     many steps (0: probes off, and free).
 
+    `norm`: `batch` (before the activation, as Ioffe & Szegedy place it),
+    `batch_after` (after it, for comparison), `layer`, `group` (Wu & He 2018; 32
+    groups, or fewer when the width is not a multiple of 32) or `weight` (weight
+    normalisation, Salimans & Kingma 2016, on every hidden layer).
+
     `loss`: `cross_entropy`, or `mse`, which for classification is the squared
     distance between the softmax probabilities and the one-hot target, summed over
     classes (0 when right and sure, 2 when sure of a wrong class, 1 - 1/C at chance);
@@ -247,9 +252,9 @@ class Spec:
         # BatchNorm1d normalises each unit over the batch: one example has no variance to
         # divide by, and torch refuses it mid-run. BatchNorm2d also averages over the
         # feature map (at least 7x7 here), so a CNN trains on batches of one.
-        if self.norm == "batch" and self.model == "mlp" and self.depth > 0 and self.batch_size < 2:
+        if self.norm in ("batch", "batch_after") and self.model == "mlp" and self.depth > 0 and self.batch_size < 2:
             raise SpecError("batch_size", self.batch_size,
-                            "at least 2 when norm is 'batch' in an MLP (batch norm needs more than "
+                            f"at least 2 when norm is {self.norm!r} in an MLP (batch norm needs more than "
                             "one example per batch to normalise over)")
         available = TRAIN_SIZES[self.dataset]
         if self.subset is not None and self.subset > available:
