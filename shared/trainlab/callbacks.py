@@ -20,6 +20,10 @@ from .optim import lr_at, set_lr
 
 
 class Callback:
+    def transform_batch(self, learner, xb):
+        """Return the training batch to use (augmentation replaces it); default: unchanged."""
+        return xb
+
     def before_fit(self, learner) -> None: ...
     def before_epoch(self, learner) -> None: ...
     def before_step(self, learner) -> None: ...

@@ -163,6 +163,9 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "momentum": _number(0, 1, hi_open=True),
     "betas": _betas,
     "weight_decay": _number(0, 10),
+    "l1": _number(0, 10),
+    "augment": _number(0, 1),
+    "patience": _integer(1, 10_000, optional=True),
     "batch_size": _integer(1, 1_000_000),
     "epochs": _integer(1, 10_000),
     "warmup_steps": _integer(0, 10_000_000),
@@ -187,6 +190,13 @@ class Spec:
     standard deviation of the `normal` and `uniform` inits. Decaying schedules end at
     `lr * final_lr_fraction`. `probe_every` > 0 records layer statistics every that
     many steps (0: probes off, and free).
+
+    `l1` adds l1 * sum|w| over the weight matrices to the objective (its subgradient
+    joins each step's gradient; the reported loss leaves it out, like
+    `weight_decay`). `augment` (0: off, up to 1) shifts every training batch by up to
+    4 * augment pixels and rotates it by up to 15 * augment degrees, on the device.
+    `patience` (None: off) stops a run when the validation loss has not improved for
+    that many epochs and puts back the weights of its best epoch.
 
     `norm`: `batch` (before the activation, as Ioffe & Szegedy place it),
     `batch_after` (after it, for comparison), `layer`, `group` (Wu & He 2018; 32
@@ -223,6 +233,9 @@ class Spec:
     momentum: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    l1: float = 0.0
+    augment: float = 0.0
+    patience: int | None = None
     batch_size: int = 128
     epochs: int = 5
     schedule: str = "cosine"
@@ -276,6 +289,8 @@ class Spec:
                 raise SpecError("scale", self.scale, f"'standard' or 'none' {why} ('unit' divides pixels by 255)")
             if self.loss == "cross_entropy":
                 raise SpecError("loss", self.loss, f"'mse' or 'auto' {why}")
+            if self.augment:
+                raise SpecError("augment", self.augment, f"0 {why}: shifts and rotations are for images")
             for name, off in (("class_weights", "none"), ("rare_class", None), ("label_smoothing", 0.0)):
                 if getattr(self, name) != off:
                     raise SpecError(name, getattr(self, name), f"{off!r} {why}: it has no classes")

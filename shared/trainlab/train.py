@@ -15,12 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .callbacks import Callback, Clip, Progress, Schedule, ShareCores, progress_enabled
+from .augment import Augment
+from .callbacks import Callback, Clip, EarlyStopping, Progress, Schedule, ShareCores, progress_enabled
 from .capacity import check_fits
 from .data import DataBundle, load_data
 from .losses import LossFn, build_loss
 from .device import autocast, resolve_device, seed_everything
 from .models import build_model
+from .penalties import L1Penalty
 from .optim import build_optimizer, global_grad_norm
 from .probes import Probes
 from .run import Run
@@ -152,6 +154,8 @@ class Learner:
             self.model.train()
             self._call("before_epoch")
             for xb, yb in self.data.batches(self.spec.batch_size, batches):
+                for cb in self.callbacks:
+                    xb = cb.transform_batch(self, xb)
                 loss, right = self._train_step(xb, yb)
                 losses.append(loss)
                 correct += right
@@ -168,15 +172,17 @@ class Learner:
             if self.stop:
                 break
         self._call("after_fit")
+        # Measured again, as the model stands after after_fit: early stopping may have put back an earlier epoch.
+        val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
         test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y, loss_fn=self.loss_fn)
         last = self.epoch_rows[-1]
-        final = {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "val_loss": last["val_loss"],
-                 "val_acc": last["val_acc"], "test_loss": test_loss, "test_acc": test_acc}
+        final = {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "val_loss": val_loss,
+                 "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc}
         if self.classes:
             recalls = recall_by_class(self.model, self.data.val_x, self.data.val_y, self.data.num_classes)
             final.update({f"val_recall_{c}": r for c, r in enumerate(recalls)})
         else:
-            final["val_rmse"] = last["val_rmse"]
+            final["val_rmse"] = math.sqrt(val_loss) * self.data.target_std
             final["test_rmse"] = math.sqrt(test_loss) * self.data.target_std
         completed = len(self.epoch_rows) - (1 if self.diverged else 0)
         return Run(self.spec, pd.DataFrame(self.step_rows), pd.DataFrame(self.epoch_rows), final,
@@ -185,10 +191,17 @@ class Learner:
 
 
 def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback]:
-    """The callbacks a spec asks for: schedule, clipping, probes, progress bar."""
+    """The callbacks a spec asks for: schedule, augmentation, L1, clipping, early
+    stopping, probes, progress bar."""
     cbs: list[Callback] = [Schedule()]
+    if spec.augment:
+        cbs.append(Augment(spec.augment, spec.seed))
+    if spec.l1:
+        cbs.append(L1Penalty(spec.l1))
     if spec.clip_norm is not None or spec.clip_value is not None:
         cbs.append(Clip(spec.clip_norm, spec.clip_value))
+    if spec.patience is not None:
+        cbs.append(EarlyStopping(spec.patience))
     if spec.probe_every:
         cbs.append(Probes(spec.probe_every))
     if progress if progress is not None else progress_enabled():
