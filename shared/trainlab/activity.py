@@ -1,0 +1,160 @@
+"""Activation functions at initialisation: each activation with the init it is usually
+paired with, the fraction of hidden units that are dead or saturated, the signs of a
+layer's weight gradients, and the view behind notebook 05's sliders.
+
+Everything here works on a freshly initialised model and one real batch, so it needs
+no training and answers at once.
+
+>>> spec = paired(Spec(activation="sigmoid", depth=10))   # sigmoid with Xavier init
+>>> model, x, y = init_model(spec)                        # doctest: +SKIP
+>>> one_sign_fraction(model, x, y, layer=2, batch_size=64)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from . import plots
+from .measures import _hidden, gradient_growth
+from .models import build_model
+from .probes import DEAD_WHEN_NONPOSITIVE, layer_stats, weight_layers
+from .spec import Spec
+
+# The init each activation is usually trained with: Xavier (Glorot & Bengio 2010) for
+# the S-shaped ones, He (He et al. 2015) for ReLU and its relatives, LeCun normal for
+# SELU (Klambauer et al. 2017 give it as the init that keeps SELU self-normalising).
+PAIRED_INIT = {
+    "relu": "kaiming_normal", "leaky_relu": "kaiming_normal", "elu": "kaiming_normal",
+    "gelu": "kaiming_normal", "selu": "lecun_normal", "tanh": "xavier_normal",
+    "sigmoid": "xavier_normal", "linear": "xavier_normal",
+}
+GRAD_RANGE = (1e-20, 1e4)   # weight-gradient norms per layer: room for a sigmoid net 30 layers deep
+MEAN_RANGE = (-1.1, 3.1)    # mean activations: tanh near 0, sigmoid near 0.5, ReLU with a bias above
+
+
+def paired(spec: Spec) -> Spec:
+    """The spec with the init its activation is usually paired with (`PAIRED_INIT`)."""
+    return spec.replace(init=PAIRED_INIT[spec.activation])
+
+
+def init_model(spec: Spec) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The spec's freshly initialised model and a batch of real training images with
+    their labels: the same model and batch `views.init_stats` measures."""
+    from .views import probe_batch
+    torch.manual_seed(spec.seed)
+    x, y, classes = probe_batch(spec)
+    return build_model(spec, tuple(x.shape[1:]), classes), x, y
+
+
+def hidden_mean(stats: pd.DataFrame, column: str) -> float:
+    """A `layer_stats` column averaged over the hidden layers. Every hidden layer of a
+    trainlab MLP has `width` units, so for `dead_frac` this is the fraction of all hidden
+    units that are dead, and for `saturated_frac` the fraction of all (unit, example)
+    pairs that are saturated."""
+    return float(_hidden(stats)[column].mean())
+
+
+def rows_of_one_sign(grad: torch.Tensor) -> float:
+    """The fraction of a weight gradient's rows (one row per unit: the gradients of its
+    incoming weights) whose entries all share one sign; zeros count as either sign.
+
+    >>> rows_of_one_sign(torch.tensor([[1.0, 2.0], [-1.0, 0.0], [1.0, -1.0], [0.5, 0.5]]))
+    0.75
+    """
+    g = grad.detach().reshape(grad.shape[0], -1)
+    same = (g >= 0).all(dim=1) | (g <= 0).all(dim=1)
+    return float(same.float().mean())
+
+
+def one_sign_fraction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layer: int = 2,
+                      batch_size: int = 64) -> float:
+    """For the weights of hidden layer `layer` (fed by the activations of layer - 1):
+    the fraction of its units whose incoming weight gradients all share one sign,
+    averaged over the consecutive batches of `batch_size` examples in x (batch_size=1:
+    one example at a time). Nothing is updated.
+
+    Each entry is dL/dw_ij = sum over the batch of delta_i * a_j. When every input a_j
+    is positive (sigmoid outputs), a single example gives every entry of row i the sign
+    of delta_i, so the fraction is 1; a batch sums examples with different deltas, which
+    mixes the signs again. Zero-centred inputs (tanh) mix the signs even for one example.
+    """
+    if batch_size < 1 or batch_size > len(x):
+        raise ValueError(f"batch_size: {batch_size} is not allowed; expected 1 to {len(x)} (the examples in x)")
+    depth = sum(n.startswith("act") for n, _ in model.named_children())
+    weights = weight_layers(model, depth)
+    if not 2 <= layer <= depth + 1:
+        raise ValueError(f"layer: {layer} is not allowed; expected 2 to {depth + 1} (a layer fed by a hidden "
+                         f"layer's activations; {depth + 1} is the output layer)")
+    w = weights[layer].weight
+    was_training = model.training
+    model.train()
+    fractions = []
+    try:
+        for i in range(0, len(x) - batch_size + 1, batch_size):
+            loss = nn.functional.cross_entropy(model(x[i:i + batch_size]), y[i:i + batch_size])
+            (grad,) = torch.autograd.grad(loss, [w])
+            fractions.append(rows_of_one_sign(grad))
+    finally:
+        model.train(was_training)
+    return sum(fractions) / len(fractions)
+
+
+def init_summary(spec: Spec) -> dict[str, float]:
+    """One row of numbers about the spec's model at initialisation, on a real batch:
+    the gradient norm of the first hidden layer's weights over the last's, the mean
+    activation, and the dead and saturated fractions over all hidden layers."""
+    model, x, y = init_model(spec)
+    stats = layer_stats(model, x, spec.activation, y=y, depth=spec.depth)
+    return {"grad first / grad last": gradient_growth(stats),
+            "mean activation": hidden_mean(stats, "act_mean"),
+            "dead units": hidden_mean(stats, "dead_frac"),
+            "saturated": hidden_mean(stats, "saturated_frac")}
+
+
+def activation_view(spec: Spec) -> Figure:
+    """Three panels at initialisation, for the spec's activation with its paired init:
+    the mean activation of each hidden layer, the weight-gradient norm of every layer,
+    and the fraction of dead units (ReLU family) or of saturated units (tanh,
+    sigmoid) per hidden layer. Axes are fixed so slider moves compare by eye."""
+    spec = paired(spec)
+    model, x, y = init_model(spec)
+    stats = layer_stats(model, x, spec.activation, y=y, depth=spec.depth)
+    label = f"{spec.activation} + {spec.init}"
+    fig, axes = plots.figure(ncols=3, width=4.2)
+    plots.layer_profile({label: stats}, "act_mean", logy=False, ax=axes[0], ylim=MEAN_RANGE,
+                        title="mean activation")
+    axes[0].axhline(0, color="grey", lw=0.6)
+    plots.layer_profile({label: stats}, "grad_norm", ax=axes[1], ylim=GRAD_RANGE,
+                        title="weight gradient norm")
+    if spec.activation in DEAD_WHEN_NONPOSITIVE:
+        column, what = "dead_frac", "dead units (never on)"
+    elif spec.activation in ("tanh", "sigmoid"):
+        column, what = "saturated_frac", "saturated outputs"
+    else:
+        column, what = None, f"no dead or saturated units for {spec.activation}"
+    if column is not None:
+        plots.layer_profile({label: stats}, column, logy=False, ax=axes[2], ylim=(-0.02, 1.02), title=what)
+    else:
+        axes[2].set(title=what, xlabel="layer", ylim=(-0.02, 1.02))
+    for ax in axes:  # one net per figure: the title names it
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    ratio = gradient_growth(stats)
+    fig.suptitle(f"{label}, depth {spec.depth}, bias {spec.bias_init:g}, at initialisation: "
+                 f"grad first / last hidden layer = {ratio:.2g}")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = [
+    "PAIRED_INIT",
+    "activation_view",
+    "hidden_mean",
+    "init_model",
+    "init_summary",
+    "one_sign_fraction",
+    "paired",
+    "rows_of_one_sign",
+]
