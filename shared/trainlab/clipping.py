@@ -1,0 +1,103 @@
+"""Gradient clipping, measured: what it does to one real gradient, and the panel of notebook 09.
+
+Clipping by norm (Pascanu, Mikolov & Bengio 2013) rescales the whole gradient, so
+its direction is kept; clipping by value clamps each element on its own, so large
+elements shrink more than small ones and the direction turns. `clip_angle` measures
+that turn, in degrees, between the gradient of a batch and its clipped copy.
+
+>>> g = torch.tensor([3.0, 0.1])
+>>> round(angle_between(g, clip_vector(g, max_norm=1.0)), 6)
+0.0
+>>> round(angle_between(g, clip_vector(g, max_value=0.1)), 1)
+43.1
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from . import plots
+from .spec import Spec
+from .sweeps import run_cached
+
+GRAD_RANGE = (1e-2, 1e7)   # unclipped global gradient norm per step: well-scaled runs ~1-10, large init ~1e3 and up
+RMSE_RANGE = (30, 250)     # diabetes val RMSE: a good fit near 55, the mean predictor near 77
+
+
+def flat_gradient(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The gradient of `loss_fn(model(x), y)` with respect to every parameter, as one flat vector."""
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+    model.zero_grad(set_to_none=True)
+    return torch.cat(grads).detach()
+
+
+def clip_vector(g: torch.Tensor, max_norm: float | None = None, max_value: float | None = None) -> torch.Tensor:
+    """A clipped copy of the flat gradient `g`, as the harness's Clip callback clips:
+    by global norm first (rescale when ||g|| > max_norm), then by value (clamp each
+    element to [-max_value, max_value]). None leaves that kind off."""
+    out = g.clone()
+    if max_norm is not None:
+        norm = out.norm()
+        if norm > max_norm:
+            out = out * (max_norm / norm)
+    if max_value is not None:
+        out = out.clamp(-max_value, max_value)
+    return out
+
+
+def angle_between(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The angle between two vectors, in degrees (computed in float64)."""
+    a, b = a.double(), b.double()
+    cos = float((a @ b) / (a.norm() * b.norm()))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
+def clip_angle(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
+               max_norm: float | None = None, max_value: float | None = None) -> dict[str, float]:
+    """On one batch: the gradient's norm, the fraction of its elements a value clip
+    changes, and the angle (degrees) between the gradient and its clipped copy."""
+    g = flat_gradient(model, loss_fn, x, y)
+    c = clip_vector(g, max_norm, max_value)
+    return {"grad_norm": float(g.norm()), "clipped_norm": float(c.norm()),
+            "elements_clipped": float((c != g).double().mean()), "angle_deg": angle_between(g, c)}
+
+
+def clipping_view(spec: Spec) -> Figure:
+    """The spec's run (cached): the validation metric per epoch, and the unclipped
+    gradient norm of every step on a log scale, with the clip_norm threshold drawn
+    across it. The title gives the outcome and the fraction of clipped steps."""
+    run = run_cached(spec)
+    fig, axes = plots.figure(ncols=2, width=4.6)
+    label = f"lr {spec.lr:g}, clip_norm {spec.clip_norm}, clip_value {spec.clip_value}"
+    if spec.task == "regression":
+        plots.curves({label: run}, "val_rmse", source="epochs", ax=axes[0], ylim=RMSE_RANGE,
+                     title="validation RMSE (target units)")
+    else:
+        plots.curves({label: run}, "val_acc", source="epochs", ax=axes[0], ylim=(0, 1), title="validation accuracy")
+    plots.curves({label: run}, "grad_norm", ax=axes[1], logy=True, ylim=GRAD_RANGE,
+                 title="unclipped gradient norm per step")
+    if spec.clip_norm is not None:
+        axes[1].axhline(spec.clip_norm, color="red", ls="--", lw=1, label=f"clip_norm {spec.clip_norm:g}")
+    for ax in axes:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    axes[0].set_xlim(0.5, spec.epochs + 0.5)
+    axes[1].set_xlim(0, spec.total_steps)
+    clipping = run.extra.get("clipping", {})
+    fraction = clipping.get("clipped_fraction")
+    clipped = "no clipping" if fraction is None else f"{fraction:.0%} of steps clipped"
+    if run.diverged:
+        status = f"diverged at step {len(run.steps)}"
+    elif spec.task == "regression":
+        status = f"val RMSE {run.final['val_rmse']:.0f}"
+    else:
+        status = f"val acc {run.final['val_acc']:.3f}"
+    fig.suptitle(f"{spec.dataset}, lr {spec.lr:g}: {status}; {clipped}")
+    fig.tight_layout()
+    return fig
