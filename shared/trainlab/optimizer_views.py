@@ -1,0 +1,176 @@
+"""Helpers for notebook 08 (optimizers): what an optimizer's steps look like, on the
+2-D surfaces of `trainlab.surfaces` and on the real network.
+
+- `effective_lr(name, p)`: how far each step moved per unit of gradient, coordinate by
+  coordinate (|Δx| / |∂f/∂x| at the point the step started from). Plain SGD keeps it
+  at its lr; AdaGrad's falls as its sum of squared gradients grows; RMSProp's, a
+  moving average, can rise again.
+- `first_updates(spec, optimizers)`: the size of the first few weight updates of the
+  spec's real network on one real batch, for several optimizers from the same start
+  (Adam's bias correction shows in the very first step).
+- `weight_norm(model)`: the L2 norm of all weight matrices together (biases left out).
+- `logistic_race(x, y)`: full-batch logistic regression by gradient descent (at
+  several LRs) and by L-BFGS (`trainlab.second_order`), and `iterations_to_reach`.
+- `path_curves(tables, y)`: a column of several step-indexed tables (paths,
+  `effective_lr`, `fit_logistic`) against the step.
+- `surfaces_view(spec)`: the spec's optimizer and lr on all three surfaces side by side
+  (the Explore panel of notebook 08).
+
+>>> effective_lr("bowl", path(Spec(optimizer="sgd", lr=0.03), "bowl", 5))["eff_x"].tolist()  # doctest: +SKIP
+[0.03, 0.03, 0.03, 0.03, 0.03]
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from .optim import build_optimizer
+from .spec import Spec, SpecError
+from .surfaces import SURFACES, draw, path, surface
+
+VIEW_STEPS = 200  # steps per surface in the Explore panel
+
+
+def gradients(name: str, p: pd.DataFrame) -> pd.DataFrame:
+    """∂f/∂x and ∂f/∂y of the surface at every point of the path `p`."""
+    s = surface(name)
+    xy = torch.tensor(p[["x", "y"]].to_numpy(), dtype=torch.float64, requires_grad=True)
+    s.f(xy[:, 0], xy[:, 1]).sum().backward()
+    g = xy.grad.numpy()
+    return pd.DataFrame({"step": p["step"].to_numpy(), "gx": g[:, 0], "gy": g[:, 1]})
+
+
+def effective_lr(name: str, p: pd.DataFrame) -> pd.DataFrame:
+    """Per step (from 1 on): the distance moved along x and along y, each over the size
+    of that gradient component at the point the step started from.
+
+    For an optimizer whose step is lr times a per-coordinate factor times the current
+    gradient (SGD, AdaGrad, RMSProp without momentum) this is exactly lr times that
+    factor; with momentum or Adam's averages it mixes in earlier gradients. A
+    component of exactly 0 gives NaN.
+    """
+    g = gradients(name, p)
+    dx, dy = p["x"].diff().abs().to_numpy()[1:], p["y"].diff().abs().to_numpy()[1:]
+    gx, gy = g["gx"].abs().to_numpy()[:-1], g["gy"].abs().to_numpy()[:-1]
+    eff_x = [d / a if a > 0 else math.nan for d, a in zip(dx, gx)]
+    eff_y = [d / a if a > 0 else math.nan for d, a in zip(dy, gy)]
+    return pd.DataFrame({"step": p["step"].to_numpy()[1:], "eff_x": eff_x, "eff_y": eff_y})
+
+
+def weight_norm(model: torch.nn.Module) -> float:
+    """The L2 norm of every weight matrix (and conv kernel) together; biases and
+    normalisation parameters (1-D tensors) are left out."""
+    return math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in model.parameters() if p.dim() > 1))
+
+
+def first_updates(spec: Spec, optimizers: dict[str, Spec] | list[str], steps: int = 5,
+                  batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> pd.DataFrame:
+    """The first `steps` updates of the spec's network, from one initialisation, on one
+    real batch (the same batch every step), for each optimizer. `batch` (images, labels
+    of ten classes) replaces the spec's probe batch.
+
+    `optimizers` is a list of optimizer names (each `spec.replace(optimizer=name)`) or a
+    dict of label -> spec. One row per (label, step): the L2 norm of the change of all
+    parameters in that step, and the loss before it.
+    """
+    from .threads import run_threads
+    from .views import probe_batch
+    if not (isinstance(steps, int) and 1 <= steps <= 1000):
+        raise SpecError("steps", steps, "a whole number from 1 to 1000")
+    specs = optimizers if isinstance(optimizers, dict) else {o: spec.replace(optimizer=o) for o in optimizers}
+    x, y, classes = probe_batch(spec) if batch is None else (*batch, 10)
+    rows = []
+    with run_threads():
+        for label, s in specs.items():
+            rows += _updates(label, s, x, y, classes, spec.seed, steps)
+    return pd.DataFrame(rows)
+
+
+def _updates(label: str, s: Spec, x: torch.Tensor, y: torch.Tensor, classes: int, seed: int,
+             steps: int) -> list[dict]:
+    """The rows of `first_updates` for one optimizer."""
+    from .models import build_model
+    torch.manual_seed(seed)
+    model = build_model(s, tuple(x.shape[1:]), classes)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = build_optimizer(s, params)
+    rows = []
+    for step in range(1, steps + 1):
+        before = torch.cat([p.detach().reshape(-1).clone() for p in params])
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        after = torch.cat([p.detach().reshape(-1) for p in params])
+        rows.append({"optimizer": label, "step": step, "loss": loss.item(),
+                     "update_norm": float((after - before).norm())})
+    return rows
+
+
+def path_curves(tables: dict[str, pd.DataFrame], y: str, x: str = "step", logy: bool = False,
+                title: str | None = None, ax=None, ylim: tuple[float, float] | None = None) -> Figure:
+    """One line per table: column `y` against column `x` (a path's "step", a
+    `fit_logistic` table's "iteration"), on a log y axis if asked (non-positive values
+    are then left out)."""
+    from . import plots
+    fig, (ax,) = plots.figure(width=7.2) if ax is None else (ax.figure, [ax])
+    for i, (label, t) in enumerate(tables.items()):
+        if y not in t.columns or x not in t.columns:
+            raise ValueError(f"y={y!r}, x={x!r}: the table {label!r} has columns {', '.join(t.columns)}")
+        values = t[y].where(t[y] > 0) if logy else t[y]
+        ax.plot(t[x], values, ls=plots.LINESTYLES[i % len(plots.LINESTYLES)], lw=1.4, label=label)
+    ax.set(xlabel=x, ylabel=y.replace("_", " "), title=title or "")
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    plots.legend_outside(ax)
+    return fig
+
+
+def logistic_race(x: torch.Tensor, y: torch.Tensor, gd_lrs: tuple[float, ...] = (0.1, 0.3, 1.0),
+                  gd_iterations: int = 300, lbfgs_lrs: tuple[float, ...] = (1.0,), lbfgs_iterations: int = 50,
+                  seed: int = 0) -> dict[str, pd.DataFrame]:
+    """`fit_logistic` on (x, y) by gradient descent at each of `gd_lrs` and by L-BFGS
+    at each of `lbfgs_lrs` (1: its full quasi-Newton step), from the same start, on the
+    harness's thread budget (so the seconds column is comparable between methods).
+    Keys: "GD, lr 0.3", "L-BFGS" (lr 1), "L-BFGS, lr 0.01"."""
+    from .second_order import fit_logistic
+    from .threads import run_threads
+    out = {}
+    with run_threads():
+        for lr in gd_lrs:
+            out[f"GD, lr {lr:g}"] = fit_logistic(x, y, "gd", gd_iterations, lr=lr, seed=seed)
+        for lr in lbfgs_lrs:
+            out["L-BFGS" if lr == 1 else f"L-BFGS, lr {lr:g}"] = fit_logistic(x, y, "lbfgs", lbfgs_iterations,
+                                                                               lr=lr, seed=seed)
+    return out
+
+
+def iterations_to_reach(df: pd.DataFrame, loss: float) -> float:
+    """The first iteration of a `fit_logistic` table whose loss is at or below `loss`
+    (inf if none)."""
+    hit = df.index[df["loss"] <= loss]
+    return float(df.loc[hit[0], "iteration"]) if len(hit) else math.inf
+
+
+def surfaces_view(spec: Spec, steps: int = VIEW_STEPS) -> Figure:
+    """The spec's optimizer (with its lr, momentum, betas) for `steps` steps on every
+    surface, side by side; each panel's title gives the final loss, or where the path
+    left for infinity."""
+    from . import plots
+    fig, axes = plots.figure(ncols=len(SURFACES), width=4.4, height=3.6)
+    label = f"{spec.optimizer}, lr {spec.lr:g}"
+    if spec.optimizer in ("sgd", "nesterov", "rmsprop") and spec.momentum:
+        label += f", momentum {spec.momentum:g}"
+    for ax, name in zip(axes, SURFACES):
+        p = path(spec, name, steps)
+        last = p["loss"].iloc[-1]
+        state = f"loss {last:.3g} after {steps} steps" if math.isfinite(last) else f"diverged at step {len(p) - 1}"
+        draw(name, {label: p}, ax=ax, title=f"{name}: {state}")
+    fig.suptitle(label)
+    fig.tight_layout()
+    return fig
