@@ -75,3 +75,31 @@ def test_an_ensemble_of_seeds_beats_its_average_member(mnist_ready):
     assert one["ensemble"] == pytest.approx(one["mean_member"])
     with pytest.raises(ValueError, match="models: \\[\\]"):
         ensemble_errors([], data.test_x, data.test_y)
+
+
+def test_l1_adds_its_sign_to_weight_gradients_only():
+    from types import SimpleNamespace
+
+    from trainlab.penalties import L1Penalty
+    layer = torch.nn.Linear(4, 3)
+    params = list(layer.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    L1Penalty(0.01).after_backward(SimpleNamespace(params=params))
+    assert torch.equal(layer.weight.grad, 0.01 * torch.sign(layer.weight.detach()))
+    assert torch.equal(layer.bias.grad, torch.zeros(3))  # biases are not penalised
+
+
+def test_augmentation_keeps_each_image_in_its_place_so_labels_still_match():
+    # 32 distinct smooth random images: a small shift and turn leaves each closest to its own source.
+    x = torch.nn.functional.interpolate(torch.rand(32, 1, 7, 7, generator=torch.Generator().manual_seed(0)),
+                                        size=28, mode="bilinear", align_corners=False)
+    out = Augment(0.25, seed=1).transform_batch(None, x)
+
+    def centred(t):
+        flat = t.flatten(1)
+        return torch.nn.functional.normalize(flat - flat.mean(1, keepdim=True), dim=1)
+
+    similarity = centred(out) @ centred(x).T
+    assert torch.equal(similarity.argmax(1), torch.arange(32))  # the order, and so each label, is kept
+    assert not torch.equal(out, x)
