@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+import pandas as pd
 import torch
 
 from .spec import TRAIN_SIZES, Spec
@@ -47,13 +48,12 @@ def raw_tabular(name: str) -> dict[str, torch.Tensor]:
     return {"train_x": x[pool], "train_y": y[pool], "test_x": x[test], "test_y": y[test]}
 
 
-def describe(name: str) -> "pd.DataFrame":
+def describe(name: str) -> pd.DataFrame:
     """Min, mean, std and max of every raw feature and of the target over the training pool.
 
     >>> describe("diabetes").loc["target", "max"]   # doctest: +SKIP
     346.0
     """
-    import pandas as pd
     raw = raw_tabular(name)
     columns = {**{f: raw["train_x"][:, i] for i, f in enumerate(FEATURES[name])}, "target": raw["train_y"]}
     return pd.DataFrame([{"column": c, "min": float(v.min()), "mean": float(v.mean()), "std": float(v.std()),
