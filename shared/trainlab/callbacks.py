@@ -155,8 +155,9 @@ class EarlyStopping(Callback):
             learner.stop = self.bad >= self.patience
 
     def after_fit(self, learner) -> None:
-        if self.best_state is not None:
+        if self.best_state is not None and learner.extra["best_epoch"] != len(learner.epoch_rows):
             learner.model.load_state_dict(self.best_state)
+            learner.weights_replaced = True
 
 
 class ShareCores(Callback):

@@ -13,16 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .train import outputs
 
-@torch.no_grad()
+
 def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Softmax outputs of `model` on x, in eval mode (the model's mode is restored)."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(x[i:i + chunk]).float().softmax(1) for i in range(0, len(x), chunk)])
-    finally:
-        model.train(was_training)
+    return outputs(model, x, chunk).softmax(1)
 
 
 def ensemble_errors(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> dict:

@@ -128,12 +128,8 @@ def recall_view(spec: Spec) -> Figure:
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """The model's outputs on x, in eval mode, as float32."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
-    finally:
-        model.train(was_training)
+    from .train import outputs
+    return outputs(model, x, chunk)
 
 
 def confidence(model: torch.nn.Module, x: torch.Tensor) -> float:

@@ -85,9 +85,9 @@ def redraw_output(model: nn.Sequential, std: float) -> nn.Sequential:
 
 def probe_images(spec: Spec, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` real training images of the spec's dataset, scaled as the spec says, with labels."""
-    from .data import load_data
-    data = load_data(spec.replace(subset=max(n, 20), val_fraction=0.0, batch_size=1))
-    return data.train_x, data.train_y
+    from .views import probe_batch
+    x, y, _ = probe_batch(spec, n)
+    return x, y
 
 
 @torch.no_grad()

@@ -75,16 +75,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
 
 
 @torch.no_grad()
+def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The model's float32 outputs (logits) on x, in eval mode and in chunks; the
+    model's own mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
+    finally:
+        model.train(was_training)
+
+
 def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                     chunk: int = 4096) -> list[float]:
     """The fraction of each class's examples the model labels correctly (NaN for a
     class absent from y, or when the model outputs NaN)."""
-    was_training = model.training
-    model.eval()
-    try:
-        preds = torch.cat([model(x[i:i + chunk]).float().argmax(1) for i in range(0, len(x), chunk)])
-    finally:
-        model.train(was_training)
+    preds = outputs(model, x, chunk).argmax(1)
     out = []
     for c in range(num_classes):
         members = y == c
@@ -107,6 +113,7 @@ class Learner:
         # From the data, not the spec: a rare_class cut leaves fewer examples than the spec knows.
         self.total_steps = len(data.train_x) // spec.batch_size * spec.epochs
         self.step, self.epoch, self.lr, self.stop, self.diverged = 0, 0, spec.lr, False, False
+        self.weights_replaced = False  # set by a callback that puts back an earlier epoch's weights
         self.step_rows: list[dict] = []
         self.epoch_rows: list[dict] = []
         self.probes: pd.DataFrame | None = None
@@ -172,10 +179,11 @@ class Learner:
             if self.stop:
                 break
         self._call("after_fit")
-        # Measured again, as the model stands after after_fit: early stopping may have put back an earlier epoch.
-        val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
-        test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y, loss_fn=self.loss_fn)
         last = self.epoch_rows[-1]
+        val_loss, val_acc = last["val_loss"], last["val_acc"]
+        if self.weights_replaced:  # the last epoch's numbers no longer describe the model
+            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
+        test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y, loss_fn=self.loss_fn)
         final = {"train_loss": last["train_loss"], "train_acc": last["train_acc"], "val_loss": val_loss,
                  "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc}
         if self.classes:

@@ -24,9 +24,9 @@ INIT_RANGE = (1e-20, 1e20)   # per-layer statistics: wide enough for vanishing a
 LOSS_RANGE = (1e-2, 1e1)     # cross-entropy from near-perfect to well above chance (ln 10 = 2.3)
 
 
-def probe_batch(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """A batch of real training images, scaled as the spec says, and the class count."""
-    data = load_data(spec.replace(subset=PROBE_BATCH, val_fraction=0.0, batch_size=1))
+def probe_batch(spec: Spec, n: int = PROBE_BATCH) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """`n` real training images (at least 20), scaled as the spec says, their labels and the class count."""
+    data = load_data(spec.replace(subset=max(n, 20), val_fraction=0.0, batch_size=1))
     return data.train_x, data.train_y, data.num_classes
 
 
