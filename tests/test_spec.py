@@ -44,6 +44,9 @@ BAD = {
     "target_scale": ["minmax", None],
     "loss": ["hinge", None],
     "class_weights": ["inverse", 1],
+    "classes": ["3", "2-", (1, 1), (0.5, 1), "a,b", -1, (True, False), "4-2"],
+    "train_labels": [0, -5, 2.5, "many"],
+    "fault": ["nan_loss", None, True],
 }
 
 

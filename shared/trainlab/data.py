@@ -39,7 +39,7 @@ import torch
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
-from .spec import TRAIN_SIZES, Spec
+from .spec import TRAIN_SIZES, Spec, SpecError
 from .storage import DataError, StorageError, atomic_write, ensure_writable  # noqa: F401  (re-exported)
 
 # v2: the cache holds a sha256 of its tensors and is verified on every load.
@@ -427,6 +427,40 @@ def cut_class(train_idx: torch.Tensor, labels: torch.Tensor, cls: int, keep: flo
     return train_idx[~torch.isin(train_idx, dropped)]
 
 
+def keep_classes(idx: torch.Tensor, labels: torch.Tensor, classes: tuple[int, ...] | None) -> torch.Tensor:
+    """The indices in `idx` whose label is one of `classes` (all of them when None)."""
+    if classes is None:
+        return idx
+    return idx[torch.isin(labels[idx], torch.tensor(classes))]
+
+
+def renumber(labels: torch.Tensor, classes: tuple[int, ...] | None) -> torch.Tensor:
+    """Labels mapped to 0..k-1 in the order `classes` lists them.
+
+    >>> renumber(torch.tensor([5, 9, 7]), (5, 6, 7, 8, 9)).tolist()
+    [0, 4, 2]
+    """
+    if classes is None:
+        return labels
+    table = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+    table[list(classes)] = torch.arange(len(classes))
+    return table[labels]
+
+
+def few_labels(train_idx: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    """`n` of the training indices, drawn by `seed` on a stream of its own (all when None)."""
+    if n is None or n >= len(train_idx):
+        return train_idx
+    g = torch.Generator().manual_seed(seed + 104_729)
+    return train_idx[torch.randperm(len(train_idx), generator=g)[:n]]
+
+
+def shuffled(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """The same labels in a seeded random order: the `shuffled_labels` teaching fault."""
+    g = torch.Generator().manual_seed(seed + 15_485_863)
+    return labels[torch.randperm(len(labels), generator=g)]
+
+
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (unbiased) std of uint8 images, as float32.
 
@@ -451,6 +485,16 @@ def load_data(spec: Spec, device: torch.device | str = "cpu") -> DataBundle:
     train_idx, val_idx = split_indices(len(raw["train_x"]), spec.subset, spec.val_fraction, spec.seed)
     if spec.rare_class is not None:
         train_idx = cut_class(train_idx, raw["train_y"], spec.rare_class, spec.rare_keep, spec.seed)
+    labels = raw["train_y"]
+    train_idx = few_labels(keep_classes(train_idx, labels, spec.classes), spec.train_labels, spec.seed)
+    val_idx = keep_classes(val_idx, labels, spec.classes)
+    test_idx = keep_classes(torch.arange(len(raw["test_y"])), raw["test_y"], spec.classes)
+    train_y = renumber(labels[train_idx], spec.classes)
+    if spec.fault == "shuffled_labels":
+        train_y = shuffled(train_y, spec.seed)
+    if len(train_idx) < spec.batch_size:
+        raise SpecError("batch_size", spec.batch_size, f"at most {len(train_idx)}, the training examples "
+                        f"left after classes={spec.classes} and train_labels={spec.train_labels}")
     train_x = raw["train_x"][train_idx].float()
     channels = train_x.shape[1]
     if spec.scale == "standard":
@@ -465,8 +509,8 @@ def load_data(spec: Spec, device: torch.device | str = "cpu") -> DataBundle:
         return ((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).to(device)
 
     return DataBundle(
-        train_x=prep(train_x), train_y=raw["train_y"][train_idx].to(device),
-        val_x=prep(raw["train_x"][val_idx]), val_y=raw["train_y"][val_idx].to(device),
-        test_x=prep(raw["test_x"]), test_y=raw["test_y"].to(device),
-        num_classes=int(raw["train_y"].max()) + 1, mean=mean, std=std,
+        train_x=prep(train_x), train_y=train_y.to(device),
+        val_x=prep(raw["train_x"][val_idx]), val_y=renumber(labels[val_idx], spec.classes).to(device),
+        test_x=prep(raw["test_x"][test_idx]), test_y=renumber(raw["test_y"][test_idx], spec.classes).to(device),
+        num_classes=len(spec.classes) if spec.classes else int(labels.max()) + 1, mean=mean, std=std,
     )

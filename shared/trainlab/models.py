@@ -117,6 +117,8 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
         layers["flatten"] = nn.Flatten()
         features = channels * size * size
     layers["out"] = nn.Linear(features, num_classes)
+    if spec.fault == "softmax_before_loss":  # teaching fault: the loss applies its own softmax on top
+        layers["softmax"] = nn.Softmax(dim=1)
     model = nn.Sequential(layers)
     init_weights(model, spec)
     if spec.norm == "weight":

@@ -43,6 +43,10 @@ NORMS = ("none", "batch", "layer", "group", "weight", "batch_after")
 OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adam_uncorrected")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "one_cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# Faults a lesson injects on purpose, to show what a broken run looks like (notebook 14):
+# softmax applied before the cross-entropy, gradients never zeroed between steps, and
+# training labels shuffled across examples. Never use them for real work.
+FAULTS = ("none", "softmax_before_loss", "no_zero_grad", "shuffled_labels")
 
 
 class SpecError(ValueError):
@@ -131,6 +135,32 @@ def _integer(lo: int, hi: int, *, optional: bool = False) -> Callable[[str, Any]
     return check
 
 
+def _classes(name: str, v: Any) -> tuple[int, ...] | None:
+    """None (every class), or the labels to keep: '0-4', '5,7,9', (5, 6, 7) or [0, 1]."""
+    allowed = "None, a range like '0-4', or distinct labels like '5,7,9' or (5, 7, 9), at least two"
+    if v is None:
+        return None
+    try:
+        if isinstance(v, str):
+            t = v.strip()
+            if "-" in t:
+                lo, hi = (int(p) for p in t.split("-"))
+                labels = tuple(range(lo, hi + 1))
+            else:
+                labels = tuple(int(p) for p in t.strip("()[] ").split(","))
+        elif isinstance(v, (tuple, list)):
+            if any(isinstance(c, bool) or not isinstance(c, numbers.Integral) for c in v):
+                raise ValueError
+            labels = tuple(int(c) for c in v)
+        else:
+            raise ValueError
+    except ValueError:
+        raise SpecError(name, v, allowed) from None
+    if len(labels) < 2 or len(set(labels)) != len(labels) or min(labels) < 0:
+        raise SpecError(name, v, allowed)
+    return labels
+
+
 def _betas(name: str, v: Any) -> tuple[float, float]:
     allowed = "two numbers, each >= 0 and < 1, e.g. (0.9, 0.999)"
     if not isinstance(v, (tuple, list)) or len(v) != 2:
@@ -145,12 +175,14 @@ def _betas(name: str, v: Any) -> tuple[float, float]:
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": DATASETS, "scale": SCALES, "model": MODELS, "activation": ACTIVATIONS, "init": INITS,
     "norm": NORMS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "device": DEVICES,
-    "loss": LOSSES, "class_weights": CLASS_WEIGHTS, "target_scale": TARGET_SCALES,
+    "loss": LOSSES, "class_weights": CLASS_WEIGHTS, "target_scale": TARGET_SCALES, "fault": FAULTS,
 }
 
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
     **{name: _choice(options) for name, options in CHOICES.items()},
     "subset": _integer(20, 1_000_000, optional=True),
+    "classes": _classes,
+    "train_labels": _integer(1, 1_000_000, optional=True),
     "rare_class": _integer(0, 999, optional=True),
     "rare_keep": _number(0, 1, lo_open=True),
     "val_fraction": _number(0, 0.5),
@@ -198,6 +230,18 @@ class Spec:
     `patience` (None: off) stops a run when the validation loss has not improved for
     that many epochs and puts back the weights of its best epoch.
 
+    `classes` (None: all) keeps only the examples of those labels, in training,
+    validation and test sets, renumbered 0..k-1 in the order given: `classes="0-4"`
+    and `classes="5-9"` are the two halves of the classic MNIST transfer split.
+    `train_labels` (None: all) keeps that many labelled training examples, drawn by
+    the seed after the validation split, so a few-label run keeps a full-sized
+    validation set.
+
+    `fault` (teaching only, default "none") breaks the run on purpose for the
+    gallery of notebook 14: `softmax_before_loss` puts a softmax in front of the
+    cross-entropy (which applies its own), `no_zero_grad` never clears gradients
+    between steps, `shuffled_labels` permutes the training labels across examples.
+
     `norm`: `batch` (before the activation, as Ioffe & Szegedy place it),
     `batch_after` (after it, for comparison), `layer`, `group` (Wu & He 2018; 32
     groups, or fewer when the width is not a multiple of 32) or `weight` (weight
@@ -215,6 +259,8 @@ class Spec:
     dataset: str = "mnist"
     subset: int | None = None
     val_fraction: float = 0.1
+    classes: tuple[int, ...] | None = None
+    train_labels: int | None = None
     rare_class: int | None = None
     rare_keep: float = 1.0
     scale: str = "standard"
@@ -249,6 +295,7 @@ class Spec:
     seed: int = 0
     device: str = "auto"
     probe_every: int = 0
+    fault: str = "none"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -274,6 +321,9 @@ class Spec:
             raise SpecError("subset", self.subset,
                             f"at most {available} (the size of the {self.dataset} training set), or None")
         n_train = self.train_size
+        if self.train_labels is not None and self.batch_size > self.train_labels:
+            raise SpecError("batch_size", self.batch_size,
+                            f"at most train_labels={self.train_labels}, the number of labelled training examples")
         if self.batch_size > n_train:
             raise SpecError("batch_size", self.batch_size,
                             f"at most {n_train}, the number of training examples left after the "
@@ -291,7 +341,8 @@ class Spec:
                 raise SpecError("loss", self.loss, f"'mse' or 'auto' {why}")
             if self.augment:
                 raise SpecError("augment", self.augment, f"0 {why}: shifts and rotations are for images")
-            for name, off in (("class_weights", "none"), ("rare_class", None), ("label_smoothing", 0.0)):
+            for name, off in (("class_weights", "none"), ("rare_class", None), ("label_smoothing", 0.0),
+                              ("classes", None)):
                 if getattr(self, name) != off:
                     raise SpecError(name, getattr(self, name), f"{off!r} {why}: it has no classes")
             return
@@ -299,6 +350,8 @@ class Spec:
         if self.target_scale != "none":
             raise SpecError("target_scale", self.target_scale, f"'none' {why}: class labels are not scaled")
         classes = NUM_CLASSES[self.dataset]
+        if self.classes is not None and max(self.classes) >= classes:
+            raise SpecError("classes", self.classes, f"labels from 0 to {classes - 1} ({self.dataset} has {classes})")
         if self.rare_class is not None and self.rare_class >= classes:
             raise SpecError("rare_class", self.rare_class, f"a class from 0 to {classes - 1}, or None")
         if self.rare_class is None and self.rare_keep != 1.0:
@@ -347,6 +400,8 @@ class Spec:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(d["betas"])
+        if d["classes"] is not None:
+            d["classes"] = list(d["classes"])
         return d
 
     @classmethod
@@ -357,6 +412,8 @@ class Spec:
         d = dict(d)
         if isinstance(d.get("betas"), list):
             d["betas"] = tuple(d["betas"])
+        if isinstance(d.get("classes"), list):
+            d["classes"] = tuple(d["classes"])
         return cls(**d)
 
     def to_json(self) -> str:
@@ -392,8 +449,8 @@ def parse_field(name: str, text: str) -> Any:
     if name not in CHECKS:
         raise SpecError(name, text, "a spec field: " + ", ".join(CHECKS))
     kind = FIELD_TYPES[name]
-    if not isinstance(text, str):
-        return text
+    if not isinstance(text, str) or name == "classes":  # '0-4' and '5,7,9' are read by its own check
+        return None if isinstance(text, str) and text.strip().lower() in ("none", "null", "") else text
     t = text.strip()
     if "None" in kind and t.lower() in ("none", "null", ""):
         return None

@@ -134,7 +134,8 @@ class Learner:
         if self.first_loss is None:
             self.first_loss = loss
         if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
-            self.optimizer.zero_grad(set_to_none=True)
+            if self.spec.fault != "no_zero_grad":  # the teaching fault leaves old gradients to pile up
+                self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.grad_norm = global_grad_norm(self.params)
             self._call("after_backward")
