@@ -17,6 +17,9 @@ Where files come from:
   servers: `<mirror>/MNIST/raw/<file>`, `<mirror>/FashionMNIST/raw/<file>`,
   `<mirror>/cifar-10-python.tar.gz`. Unset: torchvision's own download.
 
+What the original files are (their md5s, and the sizes of the parsed splits) is
+the table ORIGINALS, which every check reads; see the comment above it.
+
 >>> data = load_data(Spec(dataset="mnist", subset=1000))   # doctest: +SKIP
 >>> data.train_x.shape, data.num_classes                     # doctest: +SKIP
 (torch.Size([900, 1, 28, 28]), 10)
@@ -46,9 +49,49 @@ from .storage import DataError, StorageError, atomic_write, ensure_writable  # n
 CACHE_VERSION = 2
 SOURCES = {"mnist": MNIST, "fashion_mnist": FashionMNIST, "cifar10": CIFAR10}
 # What parsed tensors must look like: image shape (C, H, W) and number of classes.
-# Training sizes are spec.TRAIN_SIZES; all three datasets have 10,000 test examples.
+# Their sizes are in ORIGINALS below.
 LAYOUT = {"mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}
-TEST_SIZE = 10_000
+TEST_SIZE = 10_000  # all three datasets
+
+
+@dataclass(frozen=True)
+class Originals:
+    """What one dataset's original files must be, and what parsing them must give.
+
+    `archives`: (file name, md5) of each file as it is served (by a mirror folder, an
+    http mirror or torchvision's download). `extracted`: torchvision's CIFAR10 class
+    attributes `train_list`, `test_list` and `meta`, the md5 of every file inside the
+    archive, which torchvision checks again after extracting (None for MNIST-style
+    sets, whose idx files are parsed with their own header checks). `train_size` and
+    `test_size`: the examples the parsed splits must hold.
+    """
+
+    archives: tuple[tuple[str, str], ...]
+    train_size: int
+    test_size: int
+    extracted: dict[str, Any] | None = None
+
+
+# Every check of the original files reads this one table, and nothing else decides
+# what counts as the real data: the mirror check, the download, the re-extraction
+# check, torchvision's per-batch check (through `_source`) and the shape check of
+# parsed tensors and of the cache. The values are torchvision's own and
+# spec.TRAIN_SIZES, copied at import, never taken from the files being checked.
+#
+# Why a table rather than a switch: a flag or environment variable that skips checks
+# could be set by a user and yield silently wrong data. Swapping this table's entry
+# (tests do, with monkeypatch.setitem, for a tiny archive in the exact CIFAR-10
+# layout) changes what the files are checked against, never whether they are: the
+# tiny archive goes through every check the real one does, and the real archive
+# still fails against the tiny table.
+ORIGINALS: dict[str, Originals] = {
+    "mnist": Originals(tuple(map(tuple, MNIST.resources)), TRAIN_SIZES["mnist"], TEST_SIZE),
+    "fashion_mnist": Originals(tuple(map(tuple, FashionMNIST.resources)), TRAIN_SIZES["fashion_mnist"], TEST_SIZE),
+    "cifar10": Originals(((CIFAR10.filename, CIFAR10.tgz_md5),), TRAIN_SIZES["cifar10"], TEST_SIZE,
+                         extracted={"train_list": [list(f) for f in CIFAR10.train_list],
+                                    "test_list": [list(f) for f in CIFAR10.test_list],
+                                    "meta": dict(CIFAR10.meta)}),
+}
 CHECKSUM_KEY = "sha256"
 # Errors torchvision's parsers raise on cut-short or garbled files (its idx reader
 # asserts on headers; CIFAR batches are pickles), plus ours for wrong shapes.
@@ -74,10 +117,28 @@ def data_root() -> Path:
 
 def _resources(name: str, root: Path) -> tuple[list[tuple[str, str]], str, Path]:
     """(filename, md5) pairs, their place under a mirror, and the folder they land in."""
-    cls = SOURCES[name]
+    cls, files = SOURCES[name], list(ORIGINALS[name].archives)
     if cls is CIFAR10:
-        return [(CIFAR10.filename, CIFAR10.tgz_md5)], "", root
-    return list(cls.resources), f"{cls.__name__}/raw", root / cls.__name__ / "raw"
+        return files, "", root
+    return files, f"{cls.__name__}/raw", root / cls.__name__ / "raw"
+
+
+def _source(name: str) -> type:
+    """The torchvision class that parses `name`, checking its files against ORIGINALS.
+
+    torchvision checks the archives (and CIFAR-10's extracted batches) against md5s
+    held in its class attributes. A subclass under the same name (MNIST's folder is
+    named after its class) that takes them from the table keeps those checks (with
+    the real table they are torchvision's own values) and lets a swapped table reach
+    them, without changing torchvision's classes for anyone else.
+    """
+    cls, originals = SOURCES[name], ORIGINALS[name]
+    if cls is CIFAR10:
+        (filename, md5), = originals.archives
+        attrs = {"filename": filename, "tgz_md5": md5, **(originals.extracted or {})}
+    else:
+        attrs = {"resources": list(originals.archives)}
+    return type(cls.__name__, (cls,), attrs)
 
 
 def _verify_mirror_folder(name: str, mirror: Path) -> None:
@@ -89,7 +150,7 @@ def _verify_mirror_folder(name: str, mirror: Path) -> None:
         if not src.is_file():
             missing.append(str(src))
         elif not check_integrity(str(src), md5):
-            corrupt.append(f"{src} (md5 does not match torchvision's {md5})")
+            corrupt.append(f"{src} (md5 does not match the original's {md5})")
     if missing or corrupt:
         problems = (["missing: " + ", ".join(missing)] if missing else []) + \
                    (["corrupt: " + ", ".join(corrupt)] if corrupt else [])
@@ -125,14 +186,22 @@ def _download_from_url(name: str, mirror: str, root: Path) -> None:
         # torchvision writes under the final name as bytes arrive, so download into a
         # private folder and move the md5-checked file in: no half file, no shared temp name.
         with tempfile.TemporaryDirectory(dir=dest, prefix=f".{filename}.", suffix=".part") as tmp:
-            download_url(url, tmp, filename=filename, md5=md5)
-            os.replace(Path(tmp) / filename, dest / filename)
+            part = Path(tmp) / filename
+            try:
+                download_url(url, tmp, filename=filename, md5=md5)
+            except RuntimeError:
+                if not part.is_file() or check_integrity(str(part), md5):
+                    raise
+                # torchvision only says "File not found or corrupted."; name the file and the md5.
+                raise DataError(f"{name}: {url} is not the original {filename} (md5 does not match the "
+                                f"original's {md5}). " + _advice(mirror, False, dest)) from None
+            os.replace(part, dest / filename)
 
 
 def _parse(name: str, root: Path) -> dict[str, torch.Tensor]:
     out = {}
     for split, train in (("train", True), ("test", False)):
-        ds = SOURCES[name](str(root), train=train, download=True)
+        ds = _source(name)(str(root), train=train, download=True)
         x = torch.as_tensor(ds.data)
         # MNIST-style data is N x H x W; CIFAR is N x H x W x C.
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
@@ -149,8 +218,9 @@ def _problems(name: str, tensors: Any) -> list[str]:
     if set(tensors) != keys:
         return [f"keys: {sorted(map(str, tensors))} are not allowed; expected {sorted(keys)}"]
     image, classes = LAYOUT[name]
+    originals = ORIGINALS[name]
     problems = []
-    for split, n in (("train", TRAIN_SIZES[name]), ("test", TEST_SIZE)):
+    for split, n in (("train", originals.train_size), ("test", originals.test_size)):
         problems += _tensor_problems(f"{split}_x", tensors[f"{split}_x"], torch.uint8, (n, *image))
         y = tensors[f"{split}_y"]
         found = _tensor_problems(f"{split}_y", y, torch.long, (n,))
