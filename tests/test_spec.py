@@ -47,6 +47,7 @@ BAD = {
     "classes": ["3", "2-", (1, 1), (0.5, 1), "a,b", -1, (True, False), "4-2"],
     "train_labels": [0, -5, 2.5, "many"],
     "fault": ["nan_loss", None, True],
+    "body_lr_factor": [-0.1, 1.5, math.nan, "0.1"],
 }
 
 

@@ -1,5 +1,6 @@
 """Command line: `python -m trainlab run --<field> <value> ... [--json]`,
 `python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--json]`,
+`python -m trainlab doctor --<field> <value> ... [--json]`,
 `python -m trainlab fetch [dataset ...]` and
 `python -m trainlab report [--profile P] [--out DIR] notebook ...` and
 `python -m trainlab claims [--profile P] [--seeds N] [--workers N] notebook ...`.
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train one run; flags set spec fields (defaults: trainlab.Spec())")
     _spec_flags(run, "VALUE", "")
     run.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    doc = sub.add_parser("doctor", help="train one run with probes on and print what the run doctor finds")
+    _spec_flags(doc, "VALUE", "")
+    doc.add_argument("--json", action="store_true",
+                     help="print one JSON object {\"findings\": [{\"code\", \"evidence\", \"fix\"}], "
+                          "\"run\": <as 'run --json' prints it>}")
     sw = sub.add_parser("sweep", help="train the grid of the given values, in parallel if asked; cached")
     _spec_flags(sw, "V1,V2,...", "; betas take 'b1,b2;b1,b2'")
     sw.add_argument("--seeds", type=int, help="run every point on seeds 0..N-1 (instead of --seed)")
@@ -121,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             specs = sweep_specs(args)
         else:
             spec = Spec.from_strings(_given(args))
+            if args.command == "doctor" and args.probe_every is None:
+                # The doctor needs probes for dead, saturated, vanishing and exploding units.
+                spec = spec.replace(probe_every=max(1, spec.total_steps // 20))
     except SpecError as e:
-        print(f"trainlab: invalid {'spec' if args.command == 'run' else 'argument'}: {e}", file=sys.stderr)
+        print(f"trainlab: invalid {'spec' if args.command in ('run', 'doctor') else 'argument'}: {e}",
+              file=sys.stderr)
         return 2
     notebooks = [Path(n) for n in getattr(args, "notebooks", [])]
     if args.command == "report":
@@ -153,10 +163,25 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"trainlab: {e}", file=sys.stderr)
         return 1
+    if args.command == "doctor":
+        return _doctor(run, args.json)
     if args.json:
         print(json.dumps(run.summary()))
     else:
         _print_table(run.summary())
+    return 0
+
+
+def _doctor(run, as_json: bool) -> int:
+    from .doctor import diagnose
+    findings = diagnose(run)
+    if as_json:
+        print(json.dumps({"findings": [f.to_dict() for f in findings], "run": run.summary()}))
+    else:
+        _print_table(run.summary())
+        print("run doctor:")
+        for f in findings:
+            print("  " + str(f).replace("\n", "\n  "))
     return 0
 
 

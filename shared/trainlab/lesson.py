@@ -47,12 +47,13 @@ class Lesson:
         return round(s.val_fraction * (s.subset or TRAIN_SIZES[s.dataset]))
 
 
-def start(name: str, profile: str, seed: int, dataset: str) -> Lesson:
+def start(name: str, profile: str, seed: int, dataset: str, *, allow: tuple[str, ...] = ()) -> Lesson:
     """Check the notebook's parameters, resolve its profile and open its claims.
 
     Bad parameters raise SpecError naming the parameter, before any work starts.
+    `allow` names further datasets this notebook accepts (notebook 12: "cifar10").
     """
-    if dataset not in NUM_CLASSES or dataset == "cifar10":
+    if dataset not in NUM_CLASSES or (dataset == "cifar10" and dataset not in allow):
         raise SpecError("dataset", dataset, "'mnist' or 'fashion_mnist' (the sets every notebook is checked on)")
     profile = resolve_profile(profile)
     base = base_spec(profile, dataset=dataset, seed=seed)  # validates seed too

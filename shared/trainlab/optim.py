@@ -11,6 +11,7 @@ without training anything.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict  # noqa: F401  (the doctest of param_groups)
 
 import torch
 from torch import nn
@@ -52,9 +53,36 @@ class AdamUncorrected(torch.optim.Optimizer):
                 p.addcdiv_(state["m"], state["v"].sqrt().add_(group["eps"]), value=-group["lr"])
 
 
+def param_groups(spec: Spec, model: nn.Module) -> list[dict]:
+    """The model's trainable parameters as optimizer groups, each with an `lr_factor`.
+
+    One group at factor 1, unless `spec.body_lr_factor` < 1: then the output layer
+    `out` (the head) keeps factor 1 and every other layer (the body) gets
+    `body_lr_factor`. Frozen parameters (requires_grad False) are left out, and so is
+    a group left empty.
+
+    >>> model = nn.Sequential(OrderedDict(fc1=nn.Linear(4, 3), out=nn.Linear(3, 2)))
+    >>> [(g["name"], g["lr_factor"]) for g in param_groups(Spec(body_lr_factor=0.1), model)]
+    [('body', 0.1), ('head', 1.0)]
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if spec.body_lr_factor == 1.0:
+        return [{"params": [p for _, p in named], "lr_factor": 1.0, "name": "all"}]
+    head = [p for n, p in named if n.split(".")[0] == "out"]
+    body = [p for n, p in named if n.split(".")[0] != "out"]
+    groups = [{"params": body, "lr_factor": spec.body_lr_factor, "name": "body"},
+              {"params": head, "lr_factor": 1.0, "name": "head"}]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(spec: Spec, params) -> torch.optim.Optimizer:
     """The spec's optimizer over `params`. `weight_decay` is an L2 term added to the
-    gradient, except for AdamW, which decays the weights directly (decoupled)."""
+    gradient, except for AdamW, which decays the weights directly (decoupled).
+    `params` is a list of tensors or of groups (`param_groups`); a group's `lr_factor`
+    scales its LR from the first step on."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "lr": spec.lr * g.get("lr_factor", 1.0)} for g in params]
     o, kw = spec.optimizer, dict(lr=spec.lr, weight_decay=spec.weight_decay)
     if o == "adam_uncorrected":
         return AdamUncorrected(params, betas=spec.betas, **kw)
@@ -114,8 +142,9 @@ def lr_at(spec: Spec, step: int, total: int) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's LR to `lr` times the group's `lr_factor` (1 when it has none)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_factor", 1.0)
 
 
 def global_grad_norm(params: list[nn.Parameter]) -> torch.Tensor:

@@ -192,6 +192,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "bias_init": _number(-10, 10),
     "dropout": _number(0, 1, hi_open=True),
     "lr": _number(0, 100, lo_open=True),
+    "body_lr_factor": _number(0, 1),
     "momentum": _number(0, 1, hi_open=True),
     "betas": _betas,
     "weight_decay": _number(0, 10),
@@ -242,6 +243,10 @@ class Spec:
     cross-entropy (which applies its own), `no_zero_grad` never clears gradients
     between steps, `shuffled_labels` permutes the training labels across examples.
 
+    `body_lr_factor` (default 1: one LR for every layer) scales the LR, schedule
+    included, of every layer except the output layer `out`: 0.1 fine-tunes a
+    pretrained body ten times slower than its new head (notebook 12).
+
     `norm`: `batch` (before the activation, as Ioffe & Szegedy place it),
     `batch_after` (after it, for comparison), `layer`, `group` (Wu & He 2018; 32
     groups, or fewer when the width is not a multiple of 32) or `weight` (weight
@@ -276,6 +281,7 @@ class Spec:
     dropout: float = 0.0
     optimizer: str = "adam"
     lr: float = 2e-3
+    body_lr_factor: float = 1.0
     momentum: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0

@@ -31,8 +31,8 @@ from .run import CorruptRunFile, Run
 from .spec import Spec, SpecError
 from .storage import ensure_writable
 
-# Bump when a change to the harness changes the numbers a spec produces.
-RESULTS_VERSION = "3"
+# Bump when a change to the harness changes the numbers a spec produces, or what a run records.
+RESULTS_VERSION = "4"
 
 
 def cache_dir() -> Path:
@@ -117,7 +117,7 @@ def _load_weights(spec: Spec, path: Path):
     from .data import LAYOUT
     from .models import build_model
     shape, classes = LAYOUT[spec.dataset]
-    net = build_model(spec, shape, classes)
+    net = build_model(spec, shape, len(spec.classes) if spec.classes else classes)
     try:
         net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     except Exception as e:  # torn, truncated or from another model: retrain

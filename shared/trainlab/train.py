@@ -20,10 +20,11 @@ from .callbacks import Callback, Clip, EarlyStopping, Progress, Schedule, ShareC
 from .capacity import check_fits
 from .data import DataBundle, load_data
 from .losses import LossFn, build_loss
+from .doctor import Vitals
 from .device import autocast, resolve_device, seed_everything
 from .models import build_model
 from .penalties import L1Penalty
-from .optim import build_optimizer, global_grad_norm
+from .optim import build_optimizer, global_grad_norm, param_groups
 from .probes import Probes
 from .run import Run
 from .spec import Spec
@@ -106,7 +107,7 @@ class Learner:
                  loss_fn: LossFn | None = None):
         self.spec, self.model, self.data = spec, model, data
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(spec, self.params)
+        self.optimizer = build_optimizer(spec, param_groups(spec, model))
         self.loss_fn = loss_fn or build_loss(spec, data.train_y, data.num_classes)
         self.classes = data.task == "classification"
         self.callbacks = list(callbacks)
@@ -201,8 +202,8 @@ class Learner:
 
 def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback]:
     """The callbacks a spec asks for: schedule, augmentation, L1, clipping, early
-    stopping, probes, progress bar."""
-    cbs: list[Callback] = [Schedule()]
+    stopping, probes, progress bar; and the doctor's vitals, which every run records."""
+    cbs: list[Callback] = [Schedule(), Vitals()]
     if spec.augment:
         cbs.append(Augment(spec.augment, spec.seed))
     if spec.l1:
