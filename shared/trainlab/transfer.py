@@ -1,0 +1,410 @@
+"""Transfer learning: pretrain on one task, fine-tune on another with few labels.
+
+The pieces are small and explicit: `pretrain` trains (or loads) a source model,
+`new_head` swaps its output layer for a fresh one sized for the target task,
+`freeze` stops gradients into the pretrained layers, and `transfer` fine-tunes the
+result on the target spec. A different LR for the pretrained body and the new head
+is the spec field `body_lr_factor` (the optimizer gets two parameter groups, see
+`trainlab.optim.param_groups`). `greedy_layerwise` builds a deep MLP one hidden
+layer at a time (the supervised variant of Bengio et al. 2007). Every run is cached
+on disk, keyed by the target spec and by how its starting weights were made.
+
+>>> target = Spec(classes="5-9", train_labels=100, batch_size=25, epochs=20)
+>>> source = source_spec(target, "same")        # the other half of the same dataset
+>>> source.classes, source.train_labels
+((0, 1, 2, 3, 4), None)
+>>> run = transfer(target, source, mode="finetune")   # doctest: +SKIP
+>>> run.final["val_acc"]                               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any, Callable, Iterable, Literal, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import LAYOUT, load_data
+from .device import resolve_device
+from .models import build_model, init_weights
+from .run import Run
+from .spec import NUM_CLASSES, TRAIN_SIZES, Spec, SpecError
+
+Mode = Literal["scratch", "finetune", "freeze"]
+MODES: tuple[str, ...] = ("scratch", "finetune", "freeze")
+# The dataset each offline dataset is paired with for cross-dataset transfer.
+OTHER = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
+HALVES = {(0, 1, 2, 3, 4): (5, 6, 7, 8, 9), (5, 6, 7, 8, 9): (0, 1, 2, 3, 4)}
+
+
+# --- specs ---------------------------------------------------------------------------
+def few_labels(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Spec:
+    """`spec` trained on `n` labelled examples for about `steps` steps.
+
+    With 50 labels an epoch is one or two batches, so the profile's epochs would give
+    a handful of steps; here the epochs are set so every label count gets about the
+    same number of steps (batches of at most `batch_size`, and at most n / 2 so an
+    epoch holds at least two).
+
+    >>> s = few_labels(Spec(classes="5-9"), 50)
+    >>> s.train_labels, s.batch_size, s.epochs
+    (50, 25, 50)
+    """
+    bs = max(1, min(batch_size, n // 2))
+    per_epoch = n // bs
+    return spec.replace(train_labels=n, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)))
+
+
+def source_spec(target: Spec, source: Literal["same", "other", "oracle"], subset: int | None = None,
+                epochs: int | None = None) -> Spec:
+    """The pretraining spec for a target, with the target's model and seed:
+
+    - `same`: the other half of the target's own dataset (digits 0-4 for a 5-9 target);
+    - `other`: the same classes of the paired dataset (0-4 of Fashion-MNIST for an
+      MNIST 5-9 target, and the other way round);
+    - `oracle`: the target's own classes, fully labelled: the ceiling a perfectly
+      matched source gives, and the positive control of the transfer claims.
+
+    The source is large and fully labelled: `subset` images (default: the
+    target's), every label used, `epochs` epochs (default: the target's). Its
+    images never overlap the target's validation or test images: the classes
+    (`same`) or the dataset (`other`) differ, and `oracle` holds out at least the
+    target's validation images (the same seed draws the same permutation, so its
+    held-out images include them) and never sees the official test set.
+
+    >>> source_spec(Spec(dataset="fashion_mnist", classes="5-9"), "other").dataset
+    'mnist'
+    """
+    if target.classes not in HALVES:
+        raise ValueError(f"classes={target.classes}: a transfer target is one half of a dataset, '0-4' or '5-9'")
+    n = subset or target.subset or TRAIN_SIZES[target.dataset]
+    target_val = round(target.val_fraction * (target.subset or TRAIN_SIZES[target.dataset]))
+    base = dict(train_labels=None, batch_size=128, epochs=epochs or target.epochs, body_lr_factor=1.0,
+                subset=n, val_fraction=0.1)
+    if source == "same":
+        return target.replace(classes=HALVES[target.classes], **base)
+    if source == "other":
+        if target.dataset not in OTHER:
+            raise ValueError(f"dataset={target.dataset!r} has no offline partner; expected one of {list(OTHER)}")
+        return target.replace(dataset=OTHER[target.dataset], classes=HALVES[target.classes], **base)
+    if source == "oracle":
+        fraction = max(0.1, math.ceil(1000 * target_val / n) / 1000)
+        if fraction > 0.5:
+            raise ValueError(f"subset={n} is too small to hold out the target's {target_val} validation images")
+        return target.replace(**{**base, "val_fraction": fraction})
+    raise ValueError(f"source: {source!r}; expected 'same', 'other' or 'oracle'")
+
+
+def num_classes(spec: Spec) -> int:
+    """How many outputs the spec's model has (the kept classes, or all of them)."""
+    return len(spec.classes) if spec.classes else NUM_CLASSES[spec.dataset]
+
+
+def val_size(spec: Spec) -> int:
+    """How many validation images the spec's run is judged on (after `classes`):
+    the n of `measures.gap_in_se`."""
+    return int(load_data(spec).val_y.numel())
+
+
+# --- model surgery ---------------------------------------------------------------------
+def new_head(model: nn.Sequential, num_classes: int, spec: Spec | None = None, seed: int = 0) -> nn.Sequential:
+    """A copy of `model` whose output layer `out` is a fresh Linear with `num_classes`
+    outputs, initialised like a new model's (the spec's init; default spec if None)
+    from `seed`. The other layers keep their trained weights.
+
+    >>> net = new_head(build_model(Spec(depth=2, width=16), (1, 28, 28), 5), 3)
+    >>> net.out.out_features
+    3
+    """
+    net = copy.deepcopy(model)
+    old = net.out
+    head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        init_weights(nn.Sequential(head), spec or Spec())
+    net.out = head
+    return net
+
+
+def freeze(model: nn.Module, upto: str = "out") -> nn.Module:
+    """Set requires_grad False on every layer before the child named `upto` (by
+    default: everything but the head). Frozen parameters never reach the optimizer,
+    so fitting leaves them bit for bit as they were. Returns the model.
+
+    >>> net = freeze(build_model(Spec(depth=2, width=16), (1, 28, 28), 5))
+    >>> [n for n, p in net.named_parameters() if p.requires_grad]
+    ['out.weight', 'out.bias']
+    """
+    names = [n for n, _ in model.named_children()]
+    if upto not in names:
+        raise ValueError(f"upto={upto!r} is not a layer; expected one of {names}")
+    for name, child in model.named_children():
+        if name == upto:
+            break
+        for p in child.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def weight_change(before: nn.Module, after: nn.Module, layer: str = "fc1") -> float:
+    """How far a layer's weights moved: ||W_after - W_before|| / ||W_before||.
+
+    >>> weight_change(pretrain(source).model, transfer(target, source, keep_model=True).model)  # doctest: +SKIP
+    0.21
+    """
+    w0 = dict(before.named_parameters())[f"{layer}.weight"].detach().cpu()
+    w1 = dict(after.named_parameters())[f"{layer}.weight"].detach().cpu()
+    return float((w1 - w0).norm() / w0.norm())
+
+
+# --- cached runs with given starting weights -----------------------------------------------
+def _cache_paths(spec: Spec, tag: str):
+    from .sweeps import RESULTS_VERSION, cache_dir
+    device = resolve_device(spec.device).type
+    key = spec.key(RESULTS_VERSION, device, "transfer", tag)
+    return cache_dir() / f"{key}.json", cache_dir() / f"{key}.pt"
+
+
+def _fit_cached(spec: Spec, tag: str, start: Callable[[], nn.Module | None], keep_model: bool) -> Run:
+    """`fit(spec, model=start())` (a `start` that returns None: the spec's own random
+    init), or the saved run of the same spec and `tag`, which must name how `start`
+    makes its weights. With `keep_model` the trained weights are saved beside the run
+    and `run.model` is set when loading; weights that cannot be read are moved aside
+    (with a warning) and the run is trained again."""
+    from .storage import atomic_write
+    from .sweeps import load_cached, move_aside, writable_cache
+    from .train import fit
+    path, weights = _cache_paths(spec, tag)
+    run = load_cached(path)
+    if run is not None and keep_model:
+        if weights.is_file():
+            net = _architecture(spec)
+            try:
+                net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+                run.model = net.to(resolve_device(spec.device))
+            except Exception as e:  # torn, truncated or from another model: retrain
+                move_aside(weights, f"weights {weights} could not be read ({type(e).__name__})")
+                run = None
+        else:
+            run = None
+    if run is None:
+        writable_cache()
+        model = start()
+        run = fit(spec, model=model, progress=False)
+        if keep_model:
+            state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+            atomic_write(weights, lambda f: torch.save(state, f))
+        run.save(path)
+    return run
+
+
+def _architecture(spec: Spec) -> nn.Sequential:
+    shape, _ = LAYOUT[spec.dataset]
+    return build_model(spec, shape, num_classes(spec))
+
+
+def _seeded_model(spec: Spec, seed_offset: int = 0) -> nn.Sequential:
+    """The spec's model, initialised from the spec's seed (plus an offset) without
+    touching the global random state."""
+    shape, _ = LAYOUT[spec.dataset]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed + seed_offset)
+        return build_model(spec, shape, num_classes(spec))
+
+
+def pretrain(source: Spec) -> Run:
+    """The source run, trained once and cached with its weights; `run.model` is the
+    trained network.
+
+    >>> run = pretrain(Spec(classes="0-4", subset=5000, epochs=2))   # doctest: +SKIP
+    """
+    from .sweeps import run_cached
+    return run_cached(source, model=True)
+
+
+def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: str = "out",
+             pretrained: bool = True, keep_model: bool = False) -> Run:
+    """Train the target spec starting from the source's trained body.
+
+    - `scratch`: the target's own random init (the same run `fit(target)` gives).
+    - `finetune`: the pretrained body with a new head, every layer trained; the
+      body's LR is `target.body_lr_factor` times the head's.
+    - `freeze`: the pretrained layers before `upto` frozen (default: the whole
+      body, so only the new head trains; "fc2" freezes only the first layer).
+
+    `pretrained=False` is the null case: the source's architecture left untrained (a
+    random body drawn from another seed), then the same new head and the same
+    training. Without pretraining there is nothing to transfer. `keep_model` saves the
+    trained weights with the run, so `run.model` is there when it is loaded again.
+
+    >>> run = transfer(few_labels(target, 100), source, "freeze")   # doctest: +SKIP
+    """
+    if mode == "scratch":
+        return from_scratch(target, keep_model)
+    if mode not in MODES:
+        raise ValueError(f"mode: {mode!r}; expected one of {', '.join(MODES)}")
+    if source is None:
+        raise ValueError(f"mode={mode!r} needs a source spec")
+    k = num_classes(target)
+
+    def start() -> nn.Module:
+        body = pretrain(source).model if pretrained else _seeded_model(source, 1)
+        net = new_head(body, k, target, seed=target.seed + 2)
+        return freeze(net, upto) if mode == "freeze" else net
+
+    tag = f"{mode}|{upto}" if mode == "freeze" else mode
+    tag += "" if pretrained else "|random-body"
+    return _fit_cached(target, f"{tag}|{source.to_json()}", start, keep_model)
+
+
+def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[str, Any]],
+                steps: int = 100) -> pd.DataFrame:
+    """Validation accuracy against the number of labelled target examples: one row per
+    (labels, arm), the data of a "labels vs accuracy" plot. Each arm is the keyword
+    arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`), plus, optionally,
+    `body_lr_factor` for the target spec. Every arm at a given label count trains on
+    the same labelled examples for the same steps (`few_labels`).
+
+    >>> label_curve(target, [50, 500], {"scratch": dict(mode="scratch"),
+    ...                                 "fine-tuned": dict(source=src, mode="finetune")})   # doctest: +SKIP
+    """
+    rows = []
+    for n in labels:
+        spec = few_labels(target, n, steps)
+        for name, arm in arms.items():
+            kw = dict(arm)
+            arm_spec = spec.replace(body_lr_factor=kw.pop("body_lr_factor", spec.body_lr_factor))
+            run = transfer(arm_spec, kw.pop("source", None), **kw)
+            rows.append({"labels": n, "arm": name, "val_acc": run.final["val_acc"], "test_acc": run.final["test_acc"],
+                         "train_loss": run.final["train_loss"], "val_loss": run.final["val_loss"],
+                         "diverged": run.diverged, "seconds": run.seconds})
+    return pd.DataFrame(rows)
+
+
+def mean_gap(acc: pd.DataFrame, arm: str, n_val: int, base: str = "from scratch") -> float:
+    """How far `arm` lies above `base` on a labels-by-arm accuracy table (the pivot of
+    `label_curve`), in standard errors of `n_val` validation images (`gap_in_se`),
+    averaged over the label counts: one number for "does this arm beat scratch".
+
+    >>> acc = pd.DataFrame({"from scratch": [0.80, 0.90], "tuned": [0.82, 0.90]}, index=[50, 500])
+    >>> round(mean_gap(acc, "tuned", n_val=5000), 2)
+    1.27
+    """
+    from .measures import gap_in_se
+    _columns(acc, arm, base)
+    return float(sum(gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index) / len(acc.index))
+
+
+def gain_fall(acc: pd.DataFrame, arm: str, few: int, many: int, base: str = "from scratch") -> float:
+    """How much `arm`'s lead over `base` shrinks from `few` to `many` labels, in
+    accuracy points: positive when the benefit of pretraining fades as labels grow.
+
+    >>> acc = pd.DataFrame({"from scratch": [0.70, 0.95], "oracle": [0.90, 0.96]}, index=[50, 3000])
+    >>> round(gain_fall(acc, "oracle", 50, 3000), 1)
+    19.0
+    """
+    _columns(acc, arm, base)
+    for name, n in (("few", few), ("many", many)):
+        if n not in acc.index:
+            raise SpecError(name, n, f"one of the table's label counts {list(acc.index)}")
+    lead = acc[arm] - acc[base]
+    return float(100 * (lead.loc[few] - lead.loc[many]))
+
+
+def _columns(acc: pd.DataFrame, *names: str) -> None:
+    for name in names:
+        if name not in acc.columns:
+            raise SpecError("arm", name, f"one of the table's arms {list(acc.columns)}")
+
+
+def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
+    """A view for the Explore panel: `view(spec)` trains (or loads) scratch, fine-tuned
+    and frozen runs at `spec.train_labels` labels (the fine-tuned body at
+    `spec.body_lr_factor`) and draws their validation accuracy per epoch.
+
+    >>> explore(curve_view(source), target.replace(train_labels=50, batch_size=10),
+    ...         train_labels=[20, 50, 200], body_lr_factor=[0.1, 1.0])            # doctest: +SKIP
+    """
+    def view(spec: Spec) -> Any:
+        from .plots import curves
+        n = spec.train_labels or spec.train_size
+        s = few_labels(spec, n, steps)
+        runs = {"from scratch": transfer(s, None, "scratch"),
+                f"fine-tuned (body LR x{s.body_lr_factor:g})": transfer(s, source, "finetune"),
+                "frozen body, new head only": transfer(s.replace(body_lr_factor=1.0), source, "freeze")}
+        finals = ", ".join(f"{r.final['val_acc']:.3f}" for r in runs.values())
+        return curves(runs, "val_acc", source="epochs", ylim=(0, 1),
+                      title=f"{n} labels: validation accuracy per epoch (final {finals})")
+    return view
+
+
+# --- greedy layer-wise pre-training ----------------------------------------------------------
+def _copy_hidden(src: nn.Module, dst: nn.Module, layers: int) -> None:
+    """Copy the first `layers` hidden blocks (fc, norm) of an MLP from src into dst."""
+    have = dict(src.named_children())
+    for name, child in dst.named_children():
+        block = re.fullmatch(r"(?:fc|norm)(\d+)", name)
+        if block and int(block.group(1)) <= layers:
+            child.load_state_dict(have[name].state_dict())
+
+
+def greedy_layerwise(spec: Spec, stage_epochs: int | None = None) -> tuple[nn.Sequential, list[Run]]:
+    """Greedy layer-wise supervised pre-training of the spec's MLP (Bengio et al. 2007,
+    the supervised variant): train a net with one hidden layer; keep that layer, add a
+    second hidden layer and a fresh output layer, and train those two with the first
+    frozen; and so on up to `spec.depth`. Returns the stacked net (every layer
+    trainable again, ready for fine-tuning with `fit(spec, model=...)`) and the runs of
+    the stages. Each stage trains for `stage_epochs` (default: the spec's epochs).
+
+    >>> net, stages = greedy_layerwise(Spec(depth=3, width=64, subset=2000, epochs=1))   # doctest: +SKIP
+    >>> [s.spec.depth for s in stages]                                                   # doctest: +SKIP
+    [1, 2, 3]
+    """
+    if spec.model != "mlp" or spec.depth < 1:
+        raise ValueError("greedy layer-wise pre-training stacks the hidden layers of an MLP (model='mlp', depth >= 1)")
+    stage_spec = spec.replace(epochs=stage_epochs or spec.epochs)
+    runs: list[Run] = []
+    previous: nn.Module | None = None
+    for k in range(1, spec.depth + 1):
+        s = stage_spec.replace(depth=k)
+
+        def start(s: Spec = s, k: int = k, previous: nn.Module | None = previous) -> nn.Module:
+            net = _seeded_model(s, 10 + k)
+            if previous is not None:
+                _copy_hidden(previous, net, k - 1)
+                freeze(net, upto=f"fc{k}")
+            return net
+
+        run = _fit_cached(s, f"greedy|stage{k}|{stage_spec.to_json()}", start, keep_model=True)
+        runs.append(run)
+        previous = run.model
+    for p in previous.parameters():
+        p.requires_grad_(True)
+    return previous, runs
+
+
+def greedy_then_finetune(spec: Spec, stage_epochs: int | None = None) -> Run:
+    """Greedy layer-wise pre-training (`greedy_layerwise`), then every layer of the
+    stacked net trained together on the spec (cached).
+
+    >>> greedy_then_finetune(Spec(depth=5, width=128, train_labels=1000, batch_size=50)).final["val_acc"]  # doctest: +SKIP
+    """
+    net, _ = greedy_layerwise(spec, stage_epochs)
+    tag = f"greedy-finetune|{stage_epochs}"
+    return _fit_cached(spec, tag, lambda: copy.deepcopy(net), keep_model=False)
+
+
+def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
+    """The spec's run from its random init (cached like the transfer runs).
+
+    >>> from_scratch(few_labels(target, 50)).final["val_acc"]   # doctest: +SKIP
+    """
+    return _fit_cached(spec, "scratch", lambda: None, keep_model)
+
+
+__all__ = ["MODES", "few_labels", "source_spec", "num_classes", "val_size", "new_head", "freeze",
+           "weight_change", "pretrain", "transfer", "label_curve", "curve_view", "greedy_layerwise",
+           "greedy_then_finetune", "from_scratch"]

@@ -1,0 +1,179 @@
+"""Transfer learning: new heads, frozen layers that stay bit for bit, per-layer LRs that
+reach the optimizer, greedy layer-wise pre-training, sources that never see the
+target's validation images, and runs that repeat exactly by seed."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from trainlab import Spec, SpecError, build_model, fit, transfer
+from trainlab.callbacks import Callback
+from trainlab.data import split_indices
+from trainlab.optim import build_optimizer, param_groups
+from trainlab.sweeps import run_cached
+
+# Tiny: 600 images, 40% held out; the 5-9 half keeps about 180 for training.
+TARGET = Spec(subset=600, val_fraction=0.4, classes="5-9", depth=2, width=16, batch_size=20, epochs=1)
+SOURCE = transfer.source_spec(TARGET, "same", subset=600, epochs=1)
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch, mnist_ready):
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("TRAINLAB_RUNS", str(folder))
+    return folder
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_new_head_has_the_targets_outputs_and_keeps_the_body():
+    body = build_model(TARGET, (1, 28, 28), 5)
+    net = transfer.new_head(body, 3, TARGET, seed=1)
+    assert net.out.out_features == 3 and net.out.in_features == body.out.in_features
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+    for name in ("fc1", "fc2"):
+        assert torch.equal(getattr(net, name).weight, getattr(body, name).weight)
+    assert body.out.out_features == 5, "the source model itself is left alone"
+    assert not torch.equal(transfer.new_head(body, 5, TARGET, seed=1).out.weight, body.out.weight)
+
+
+def test_frozen_layers_are_bitwise_unchanged_by_fit_and_the_head_learns():
+    net = transfer.freeze(transfer.new_head(build_model(TARGET, (1, 28, 28), 5), 5, TARGET))
+    before = _state(net)
+    run = fit(TARGET, model=net)
+    after = _state(run.model)
+    for k in before:
+        if k.startswith("out."):
+            assert not torch.equal(before[k], after[k]), f"{k} should have trained"
+        else:
+            assert torch.equal(before[k], after[k]), f"{k} moved although frozen"
+
+
+def test_freeze_upto_a_layer_and_unknown_layers():
+    net = transfer.freeze(build_model(TARGET, (1, 28, 28), 5), upto="fc2")
+    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["fc1.weight", "fc1.bias"]
+    with pytest.raises(ValueError, match="upto"):
+        transfer.freeze(net, upto="fc9")
+
+
+def test_body_lr_factor_reaches_the_optimizer_as_two_groups_at_every_step():
+    spec = TARGET.replace(body_lr_factor=0.1, lr=0.01)
+    model = build_model(spec, (1, 28, 28), 5)
+    groups = build_optimizer(spec, param_groups(spec, model)).param_groups
+    assert [(g["name"], g["lr"]) for g in groups] == [("body", pytest.approx(0.001)), ("head", 0.01)]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+    class Lrs(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def after_step(self, learner):
+            self.seen.append({g["name"]: g["lr"] for g in learner.optimizer.param_groups})
+
+    lrs = Lrs()
+    fit(spec, [lrs])
+    assert len(lrs.seen) > 1
+    for step in lrs.seen:  # the cosine schedule moves both, the ratio stays
+        assert step["body"] == pytest.approx(0.1 * step["head"])
+    assert lrs.seen[-1]["head"] < lrs.seen[0]["head"]
+
+
+def test_one_group_by_default_and_frozen_parameters_stay_out():
+    model = transfer.freeze(build_model(TARGET, (1, 28, 28), 5))
+    assert [g["name"] for g in param_groups(TARGET, model)] == ["all"]
+    assert [g["name"] for g in param_groups(TARGET.replace(body_lr_factor=0.5), model)] == ["head"]
+    with pytest.raises(SpecError):
+        TARGET.replace(body_lr_factor=1.5)
+
+
+def test_greedy_layerwise_builds_the_random_init_architecture_one_frozen_layer_at_a_time():
+    spec = Spec(subset=600, val_fraction=0.4, depth=3, width=16, batch_size=20, epochs=1)
+    net, stages = transfer.greedy_layerwise(spec)
+    baseline = build_model(spec, (1, 28, 28), 10)
+    assert [(n, p.shape) for n, p in net.named_parameters()] == [(n, p.shape) for n, p in baseline.named_parameters()]
+    assert [type(m) for m in net.modules()] == [type(m) for m in baseline.modules()]
+    assert [s.spec.depth for s in stages] == [1, 2, 3]
+    assert all(p.requires_grad for p in net.parameters()), "ready for fine-tuning"
+    # Greedy: the first layer trained in stage 1 is carried, untouched, through the later stages.
+    first = transfer.greedy_layerwise(spec.replace(depth=1))[0]
+    assert torch.equal(net.fc1.weight, first.fc1.weight)
+    assert not torch.equal(net.fc1.weight, baseline.fc1.weight)
+
+
+def test_transfer_runs_repeat_by_seed_and_differ_across_seeds(tmp_path, monkeypatch):
+    spec = transfer.few_labels(TARGET, 40, steps=10)
+    first = transfer.transfer(spec, SOURCE, "finetune")
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "elsewhere"))  # no cache: trained again
+    again = transfer.transfer(spec, SOURCE, "finetune")
+    pd.testing.assert_frame_equal(first.steps, again.steps, check_exact=True)
+    assert first.final == again.final
+    other = transfer.transfer(spec.replace(seed=1), SOURCE.replace(seed=1), "finetune")
+    assert not other.steps["loss"].equals(first.steps["loss"])
+
+
+def test_modes_start_from_what_they_say():
+    spec = transfer.few_labels(TARGET, 40, steps=10)
+    scratch = transfer.transfer(spec, None, "scratch")
+    assert scratch.final == fit(spec).final, "scratch is the spec's own run"
+    tuned = transfer.transfer(spec, SOURCE, "finetune", keep_model=True)
+    random_body = transfer.transfer(spec, SOURCE, "finetune", pretrained=False)
+    assert tuned.final != random_body.final
+    loaded = transfer.transfer(spec, SOURCE, "finetune", keep_model=True)   # from the cache, with weights
+    assert torch.equal(loaded.model.fc1.weight, tuned.model.fc1.weight)
+    with pytest.raises(ValueError, match="source"):
+        transfer.transfer(spec, None, "finetune")
+
+
+def test_cached_model_with_classes_round_trips():
+    first = run_cached(SOURCE, model=True)
+    loaded = run_cached(SOURCE, model=True)
+    assert loaded.model.out.out_features == 5
+    assert torch.equal(loaded.model.fc1.weight.cpu(), first.model.fc1.weight.cpu())
+
+
+@pytest.mark.parametrize("subset,source_subset", [(5000, 20000), (15000, 30000), (600, 2000)])
+def test_sources_never_train_on_the_targets_validation_images(subset, source_subset):
+    target = TARGET.replace(subset=subset, val_fraction=0.4 if subset == 5000 else 0.2, seed=3)
+    _, val = split_indices(60_000, target.subset, target.val_fraction, target.seed)
+    for which in ("same", "other", "oracle"):
+        src = transfer.source_spec(target, which, subset=source_subset)
+        train, _ = split_indices(60_000, src.subset, src.val_fraction, src.seed)
+        disjoint_classes = set(src.classes).isdisjoint(target.classes) or src.dataset != target.dataset
+        assert disjoint_classes or not torch.isin(val, train).any(), which
+    assert transfer.source_spec(target, "other").dataset == "fashion_mnist"
+
+
+def test_few_labels_keeps_the_steps_about_equal():
+    for n in (20, 50, 200, 1000):
+        s = transfer.few_labels(TARGET.replace(subset=5000), n, steps=100)
+        assert s.train_labels == n and s.batch_size <= n // 2
+        assert 100 <= s.epochs * (n // s.batch_size) < 100 + n // s.batch_size
+
+
+def test_a_cnn_body_transfers_too():
+    """The CIFAR-10 path of notebook 12 uses a small CNN; its surgery is the same."""
+    target = TARGET.replace(model="cnn", depth=1, width=4)
+    source = transfer.source_spec(target, "same", subset=600, epochs=1)
+    spec = transfer.few_labels(target, 40, steps=4)
+    frozen = transfer.transfer(spec, source, "freeze", keep_model=True)
+    body = transfer.pretrain(source).model
+    assert torch.equal(frozen.model.conv1.weight, body.conv1.weight)
+    assert frozen.model.out.out_features == 5
+    tuned = transfer.transfer(spec.replace(body_lr_factor=0.1), source, "finetune", keep_model=True)
+    assert 0 < transfer.weight_change(body, tuned.model, "conv1")
+
+
+def test_mean_gap_and_gain_fall_read_the_label_table():
+    acc = pd.DataFrame({"from scratch": [0.70, 0.90, 0.95], "oracle": [0.90, 0.93, 0.95]}, index=[50, 500, 3000])
+    # gap_in_se at each label count, averaged: a positive arm above scratch, zero against itself
+    assert transfer.mean_gap(acc, "oracle", n_val=5000) > 0
+    assert transfer.mean_gap(acc, "from scratch", n_val=5000) == 0
+    assert transfer.gain_fall(acc, "oracle", 50, 3000) == pytest.approx(20.0)
+    assert transfer.gain_fall(acc, "oracle", 500, 3000) == pytest.approx(3.0)
+    with pytest.raises(SpecError, match="arm"):
+        transfer.mean_gap(acc, "frozen", n_val=5000)
+    with pytest.raises(SpecError, match="many"):
+        transfer.gain_fall(acc, "oracle", 50, 1000)
