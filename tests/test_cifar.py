@@ -47,14 +47,18 @@ def tiny_archive(tmp_path) -> TinyCifar:
     return write_tiny_cifar(tmp_path / "mirror")
 
 
+def _served(tiny: TinyCifar, monkeypatch) -> TinyCifar:
+    """`tiny` served by a folder mirror, and the harness told its md5s and sizes."""
+    monkeypatch.setitem(data_mod.ORIGINALS, "cifar10", tiny.originals())
+    # Spec checks `subset` against the published training size; the tiny set is smaller.
+    monkeypatch.setitem(spec_mod.TRAIN_SIZES, "cifar10", tiny.train_size)
+    monkeypatch.setenv("TRAINLAB_MIRROR", str(tiny.archive.parent))
+    return tiny
+
+
 @pytest.fixture
 def tiny_cifar(fresh_root, tiny_archive, monkeypatch) -> TinyCifar:
-    """The tiny archive served by a folder mirror, and the harness told its md5s and sizes."""
-    monkeypatch.setitem(data_mod.ORIGINALS, "cifar10", tiny_archive.originals())
-    # Spec checks `subset` against the published training size; the tiny set is smaller.
-    monkeypatch.setitem(spec_mod.TRAIN_SIZES, "cifar10", tiny_archive.train_size)
-    monkeypatch.setenv("TRAINLAB_MIRROR", str(tiny_archive.archive.parent))
-    return tiny_archive
+    return _served(tiny_archive, monkeypatch)
 
 
 @contextlib.contextmanager
@@ -183,3 +187,24 @@ def test_cnn_trains_end_to_end_and_beats_chance(tiny_cifar):
     assert not run.diverged and run.epochs_completed == 3
     assert final["test_acc"] > 0.5 and final["val_acc"] > 0.3, final  # chance is 0.1
     assert run.spec.dataset == "cifar10" and run.model.conv1.in_channels == 3
+
+
+def test_notebook_12s_cifar_path_pretrains_on_0_4_and_transfers_to_5_9(fresh_root, tmp_path, monkeypatch):
+    """What `dataset = "cifar10"` does in notebook 12: a CNN pretrained on classes 0-4,
+    its head swapped for 5-9, fine-tuned and frozen on a few labels."""
+    from trainlab import transfer
+    # Sources train in batches of 128: a larger tiny archive than the other tests'.
+    tiny_cifar = _served(write_tiny_cifar(tmp_path / "mirror", per_batch=100), monkeypatch)
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "runs"))
+    target = Spec(dataset="cifar10", model="cnn", depth=1, width=8, classes="5-9", subset=tiny_cifar.train_size,
+                  val_fraction=0.2, epochs=2, lr=1e-2, device="cpu")
+    source = transfer.source_spec(target, "same", epochs=2)
+    assert source.classes == (0, 1, 2, 3, 4) and source.dataset == "cifar10"
+    pretrained = transfer.pretrain(source)
+    assert not pretrained.diverged and pretrained.model.out.out_features == 5
+    few = transfer.few_labels(target, 20, steps=10)
+    tuned = transfer.transfer(few, source, "finetune", keep_model=True)
+    frozen = transfer.transfer(few, source, "freeze", keep_model=True)
+    assert not tuned.diverged and tuned.model.out.out_features == 5
+    assert torch.equal(frozen.model.conv1.weight, pretrained.model.conv1.weight)
+    assert not torch.equal(tuned.model.conv1.weight, pretrained.model.conv1.weight)

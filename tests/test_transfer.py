@@ -177,3 +177,17 @@ def test_mean_gap_and_gain_fall_read_the_label_table():
         transfer.mean_gap(acc, "frozen", n_val=5000)
     with pytest.raises(SpecError, match="many"):
         transfer.gain_fall(acc, "oracle", 50, 1000)
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda: transfer.source_spec(Spec(classes="5-9"), "elsewhere"), "source"),
+    (lambda: transfer.source_spec(Spec(classes="0-2"), "same"), "classes"),
+    (lambda: transfer.source_spec(Spec(dataset="cifar10", model="cnn", classes="5-9"), "other"), "dataset"),
+    (lambda: transfer.source_spec(Spec(classes="5-9", subset=2000), "oracle", subset=300), "subset"),
+    (lambda: transfer.transfer(Spec(classes="5-9"), None, "thaw"), "mode"),
+    (lambda: transfer.greedy_layerwise(Spec(model="cnn")), "model"),
+])
+def test_bad_transfer_input_names_the_field(call, field):
+    with pytest.raises(SpecError) as err:
+        call()
+    assert err.value.field == field

@@ -78,8 +78,10 @@ def source_spec(target: Spec, source: Literal["same", "other", "oracle"], subset
     >>> source_spec(Spec(dataset="fashion_mnist", classes="5-9"), "other").dataset
     'mnist'
     """
+    if source not in ("same", "other", "oracle"):
+        raise SpecError("source", source, "'same', 'other' or 'oracle'")
     if target.classes not in HALVES:
-        raise ValueError(f"classes={target.classes}: a transfer target is one half of a dataset, '0-4' or '5-9'")
+        raise SpecError("classes", target.classes, "one half of a dataset for a transfer target, '0-4' or '5-9'")
     n = subset or target.subset or TRAIN_SIZES[target.dataset]
     target_val = round(target.val_fraction * (target.subset or TRAIN_SIZES[target.dataset]))
     base = dict(train_labels=None, batch_size=128, epochs=epochs or target.epochs, body_lr_factor=1.0,
@@ -88,14 +90,14 @@ def source_spec(target: Spec, source: Literal["same", "other", "oracle"], subset
         return target.replace(classes=HALVES[target.classes], **base)
     if source == "other":
         if target.dataset not in OTHER:
-            raise ValueError(f"dataset={target.dataset!r} has no offline partner; expected one of {list(OTHER)}")
+            raise SpecError("dataset", target.dataset, f"one with an offline partner for source='other': {list(OTHER)}")
         return target.replace(dataset=OTHER[target.dataset], classes=HALVES[target.classes], **base)
-    if source == "oracle":
-        fraction = max(0.1, math.ceil(1000 * target_val / n) / 1000)
-        if fraction > 0.5:
-            raise ValueError(f"subset={n} is too small to hold out the target's {target_val} validation images")
-        return target.replace(**{**base, "val_fraction": fraction})
-    raise ValueError(f"source: {source!r}; expected 'same', 'other' or 'oracle'")
+    # oracle: the target's own classes, holding out at least the target's validation images
+    fraction = max(0.1, math.ceil(1000 * target_val / n) / 1000)
+    if fraction > 0.5:
+        raise SpecError("subset", n, f"at least {2 * target_val} images, to hold out the target's {target_val} "
+                        "validation images")
+    return target.replace(**{**base, "val_fraction": fraction})
 
 
 def num_classes(spec: Spec) -> int:
@@ -140,7 +142,7 @@ def freeze(model: nn.Module, upto: str = "out") -> nn.Module:
     """
     names = [n for n, _ in model.named_children()]
     if upto not in names:
-        raise ValueError(f"upto={upto!r} is not a layer; expected one of {names}")
+        raise SpecError("upto", upto, f"one of the layers {names}")
     for name, child in model.named_children():
         if name == upto:
             break
@@ -245,9 +247,9 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     if mode == "scratch":
         return from_scratch(target, keep_model)
     if mode not in MODES:
-        raise ValueError(f"mode: {mode!r}; expected one of {', '.join(MODES)}")
+        raise SpecError("mode", mode, f"one of {', '.join(MODES)}")
     if source is None:
-        raise ValueError(f"mode={mode!r} needs a source spec")
+        raise SpecError("source", source, f"a source Spec for mode={mode!r}")
     k = num_classes(target)
 
     def start() -> nn.Module:
@@ -364,7 +366,7 @@ def greedy_layerwise(spec: Spec, stage_epochs: int | None = None) -> tuple[nn.Se
     [1, 2, 3]
     """
     if spec.model != "mlp" or spec.depth < 1:
-        raise ValueError("greedy layer-wise pre-training stacks the hidden layers of an MLP (model='mlp', depth >= 1)")
+        raise SpecError("model", spec.model, "'mlp' with depth >= 1: greedy layer-wise pre-training stacks an MLP's hidden layers")
     stage_spec = spec.replace(epochs=stage_epochs or spec.epochs)
     runs: list[Run] = []
     previous: nn.Module | None = None
