@@ -43,12 +43,12 @@ def test_threads_follow_the_free_cores(monkeypatch):
     monkeypatch.delenv("TRAINLAB_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda: 4)
-    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.1)
+    monkeypatch.setattr(threads, "recent_busy", lambda: 0.1)
     assert threads.choose_threads() == 4
     assert threads.choose_threads(limit=2) == 2
-    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 2.7)
+    monkeypatch.setattr(threads, "recent_busy", lambda: 2.7)
     assert threads.choose_threads() == 1
-    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 9.0)
+    monkeypatch.setattr(threads, "recent_busy", lambda: 9.0)
     assert threads.choose_threads() == 1  # never below one
     monkeypatch.setenv("TRAINLAB_THREADS", "3")
     assert threads.choose_threads() == 3
@@ -59,7 +59,7 @@ def test_runs_started_together_share_the_cores_through_the_ledger(tmp_path, monk
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "_ledger_path", lambda: tmp_path / "ledger.json")
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
-    monkeypatch.setattr(threads, "busy_elsewhere", lambda *a: 0.0)  # both measured an idle machine
+    monkeypatch.setattr(threads, "recent_busy", lambda: 0.0)  # both measured an idle machine
     neighbour = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with threads._ledger() as claims:
@@ -82,6 +82,37 @@ def test_bad_thread_setting_names_it(monkeypatch, bad):
     monkeypatch.setenv("TRAINLAB_THREADS", bad)
     with pytest.raises(SpecError, match=f"TRAINLAB_THREADS: '{bad}' is not allowed; expected 'auto'"):
         threads.choose_threads()
+
+
+def test_back_to_back_choices_reuse_the_window_since_the_last_one(monkeypatch):
+    """A run chosen 0.1-5 s after the previous one measures the time in between
+    instead of sleeping; a first choice, or one after a long pause, samples afresh."""
+    monkeypatch.delenv("TRAINLAB_THREADS", raising=False)
+    sampled = []
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: sampled.append(1) or 0.0)
+    monkeypatch.setattr(threads, "_mark", None)
+    threads.recent_busy()
+    assert len(sampled) == 1                       # nothing to reuse yet
+    assert threads.recent_busy() == 0.0 and len(sampled) == 1   # too short a window: the last value
+    time.sleep(threads.SAMPLE_SECONDS)
+    threads.recent_busy()
+    assert len(sampled) == 1                       # the window since the first choice
+    mark = threads._mark
+    monkeypatch.setattr(threads, "_mark", (mark[0] - threads.REUSE_SECONDS - 1, *mark[1:]))
+    threads.recent_busy()
+    assert len(sampled) == 2                       # too old: sampled afresh
+
+
+def test_a_busy_neighbour_is_seen_in_the_reused_window(monkeypatch):
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        monkeypatch.setattr(threads, "_mark", threads._snapshot())
+        time.sleep(0.3)
+        assert threads.recent_busy() > 0.6
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_a_busy_neighbour_is_seen():

@@ -7,7 +7,8 @@ plain torch job) those spinning threads fight for the same cores and a run can t
 
 - `TRAINLAB_THREADS=<n>`: exactly n threads for every run.
 - `TRAINLAB_THREADS=auto` (the default): the cores this process may use, less the
-  cores other processes kept busy over the last ~0.1 s and those other trainlab
+  cores other processes kept busy (over the last ~0.1 s, or, for back-to-back
+  runs, since the previous run started when that was under 5 s ago) and those other trainlab
   runs hold, at least 1; capped by `OMP_NUM_THREADS` when that is set. Alone on a
   2-core machine a run gets 2 threads; beside another busy process it gets 1.
   Runs record what they hold in a small ledger in the temp folder, so two runs
@@ -79,6 +80,20 @@ def _own_ticks() -> int | None:
         return None
 
 
+def _snapshot() -> tuple[float, tuple[int, int], int] | None:
+    """(monotonic time, machine ticks, own ticks), or None without /proc."""
+    machine, own = _cpu_ticks(), _own_ticks()
+    return None if machine is None or own is None else (time.monotonic(), machine, own)
+
+
+def _busy_between(before: tuple[float, tuple[int, int], int], after: tuple[float, tuple[int, int], int]) -> float:
+    busy, total = after[1][0] - before[1][0], after[1][1] - before[1][1]
+    if total <= 0:
+        return 0.0
+    cores = os.cpu_count() or 1
+    return max(0.0, (busy - (after[2] - before[2])) / total * cores)
+
+
 def busy_elsewhere(seconds: float = SAMPLE_SECONDS) -> float:
     """How many cores other processes kept busy over the next `seconds`.
 
@@ -86,19 +101,42 @@ def busy_elsewhere(seconds: float = SAMPLE_SECONDS) -> float:
     spinning after its previous run does not count against itself. Without /proc
     (macOS) the 1-minute load average stands in.
     """
-    before, own_before = _cpu_ticks(), _own_ticks()
-    if before is None or own_before is None:
+    before = _snapshot()
+    if before is None:
         try:
             return max(0.0, os.getloadavg()[0])
         except OSError:
             return 0.0
     time.sleep(seconds)
-    after, own_after = _cpu_ticks(), _own_ticks()
-    busy, total = after[0] - before[0], after[1] - before[1]
-    if total <= 0:
-        return 0.0
-    cores = os.cpu_count() or 1
-    return max(0.0, (busy - (own_after - own_before)) / total * cores)
+    return _busy_between(before, _snapshot())
+
+
+# Back-to-back runs in one process (a search of hundreds of one-epoch runs) spent
+# more time in busy_elsewhere's sleep than in training. The window since this
+# process last chose, when it is between SAMPLE_SECONDS and REUSE_SECONDS long,
+# measures the same thing (others' load while our previous run trained) for free.
+# A window shorter than SAMPLE_SECONDS is too coarse for /proc's 10 ms ticks: runs
+# that fast reuse the last measurement until the window is long enough.
+REUSE_SECONDS = 5.0
+_mark: tuple[float, tuple[int, int], int] | None = None
+_last_busy = 0.0
+
+
+def recent_busy() -> float:
+    """Cores other processes kept busy: over the window since this process last
+    measured, when that was under REUSE_SECONDS ago (under SAMPLE_SECONDS: the last
+    measurement again), else `busy_elsewhere()`."""
+    global _mark, _last_busy
+    now = _snapshot()
+    age = None if now is None or _mark is None else now[0] - _mark[0]
+    if age is not None and age < SAMPLE_SECONDS:
+        return _last_busy
+    if age is not None and age <= REUSE_SECONDS:
+        _last_busy, _mark = _busy_between(_mark, now), now
+        return _last_busy
+    _last_busy = busy_elsewhere()
+    _mark = _snapshot()
+    return _last_busy
 
 
 def _setting() -> int | None:
@@ -136,7 +174,7 @@ def choose_threads(limit: int | None = None) -> int:
     cores = _cap(limit)
     if cores == 1:
         return 1
-    taken = int(busy_elsewhere() + (1 - BUSY_SHARE))  # round a half-busy core up
+    taken = int(recent_busy() + (1 - BUSY_SHARE))  # round a half-busy core up
     return max(1, min(cores, usable_cores() - taken))
 
 
