@@ -191,3 +191,13 @@ def test_bad_transfer_input_names_the_field(call, field):
     with pytest.raises(SpecError) as err:
         call()
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("labels, factor", [(20, 1.0), (50, 0.1)])
+def test_the_explore_view_draws_three_arms_for_its_slider_values(labels, factor):
+    view = transfer.curve_view(SOURCE, steps=10)
+    fig = view(TARGET.replace(train_labels=labels, batch_size=10, body_lr_factor=factor))
+    ax = fig.axes[0]
+    names = [line.get_label() for line in ax.get_lines()]
+    assert f"{labels} labels" in ax.get_title()
+    assert {"from scratch", f"fine-tuned (body LR x{factor:g})", "frozen body, new head only"} <= set(names)
