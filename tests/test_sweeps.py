@@ -328,3 +328,24 @@ def test_claims_over_seeds_runs_notebooks_in_parallel(tmp_path, monkeypatch, cap
     assert not (tmp_path / "nbs" / "out").exists()  # not where the kernels ran
     assert summary.loc["kernel threads are its share", ["held", "seeds"]].tolist() == [2, 2]
     assert summary.loc["seed below 1", ["held", "seeds"]].tolist() == [1, 2]
+
+
+def test_a_start_model_is_cached_apart_under_its_tag(mnist_ready, runs_dir):
+    """`start` trains given weights instead of the spec's init; its tag keeps that run
+    apart from the plain one and from other starts, and `model=True` brings it back."""
+    import torch
+    from trainlab import build_model
+    from trainlab.data import LAYOUT
+
+    def start():
+        torch.manual_seed(123)
+        return build_model(TINY, LAYOUT["mnist"][0], 10)
+
+    plain = run_cached(TINY)
+    started = run_cached(TINY, model=True, start=start, start_tag="seed 123")
+    assert cache_path(TINY, "seed 123") != cache_path(TINY) and cache_path(TINY, "seed 123").is_file()
+    assert started.final != plain.final
+    again = run_cached(TINY, model=True, start=lambda: pytest.fail("trained again"), start_tag="seed 123")
+    assert again.final == started.final and torch.equal(again.model.fc1.weight.cpu(), started.model.fc1.weight.cpu())
+    with pytest.raises(SpecError, match="start_tag"):
+        run_cached(TINY, start=start)

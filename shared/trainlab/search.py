@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .spec import CHECKS, Spec, SpecError
+from .sweeps import run_cached
 
 Point = dict[str, Any]
 Objective = Callable[[Point], float]
@@ -105,16 +106,19 @@ def check_space(space: SpaceLike, base: Spec | None = None) -> dict[str, Axis]:
     return axes
 
 
+def _whole(name: str, value: Any, allowed: str, low: int = 1, high: float = math.inf) -> int:
+    """`value` as an int when it is a whole number in [low, high], else SpecError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise SpecError(name, value, allowed)
+    return int(value)
+
+
 def check_budget(budget: Any) -> int:
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 1:
-        raise SpecError("budget", budget, "a whole number of runs >= 1")
-    return int(budget)
+    return _whole("budget", budget, "a whole number of runs >= 1")
 
 
 def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
-        raise SpecError("seed", seed, "a whole number from 0 to 2**32 - 1")
-    return int(seed)
+    return _whole("seed", seed, "a whole number from 0 to 2**32 - 1", 0, 2**32 - 1)
 
 
 def grid_counts(n_axes: int, budget: int) -> list[int]:
@@ -166,7 +170,6 @@ def random_points(space: SpaceLike, budget: int, seed: int) -> list[Point]:
 def val_acc_objective(base: Spec, metric: str = "val_acc") -> Objective:
     """The final `metric` of `base.replace(**point)`, trained once and cached on disk
     (NaN when the run diverged)."""
-    from .sweeps import run_cached
 
     def objective(point: Point) -> float:
         run = run_cached(base.replace(**point))
@@ -210,8 +213,7 @@ def toy_regrets(space: SpaceLike, budget: int, *, weights: Mapping[str, float] |
     (['problem', 'grid', 'random'], 20)
     """
     axes, budget = check_space(space), check_budget(budget)
-    if isinstance(problems, bool) or not isinstance(problems, numbers.Integral) or problems < 1:
-        raise SpecError("problems", problems, "a whole number >= 1")
+    _whole("problems", problems, "a whole number >= 1")
     rng = np.random.default_rng(check_seed(seed))
     rows = []
     for k in range(problems):
@@ -424,8 +426,8 @@ def best_of(results: Sequence[SearchResult], k: int | None = None) -> tuple[floa
     >>> [round(x, 3) for x in best_of(r)], [round(x, 3) for x in best_of(r, k=1)]
     ([0.8, 0.1], [0.75, 0.05])
     """
-    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
-        raise SpecError("k", k, "a whole number of trials >= 1, or None for all of them")
+    if k is not None:
+        _whole("k", k, "a whole number of trials >= 1, or None for all of them")
     best = np.array([np.nanmax(np.array(r.values[:k], dtype=float)) for r in results])
     se = best.std(ddof=1) / math.sqrt(len(best)) if len(best) > 1 else 0.0
     return float(best.mean()), float(se)
@@ -448,7 +450,6 @@ def seed_values(spec: Spec, seeds: Sequence[int], metric: str = "val_acc") -> np
     >>> seed_values(Spec(lr=3e-3), seeds=[0, 1, 2])   # doctest: +SKIP
     array([0.912, 0.905, 0.917])
     """
-    from .sweeps import run_cached
     if not isinstance(spec, Spec):
         raise SpecError("spec", spec, "a Spec")
     runs = [spec.replace(seed=s) for s in seeds]   # every seed checked before any training
@@ -524,7 +525,6 @@ def search_view(spec: Spec, lrs: Sequence[float] = (1e-5, 1e-4, 1e-3, 3e-3, 1e-2
     (log axis) at the spec's other fields, with the spec's own point marked, and
     that run's training loss per step. Every run is cached."""
     from .plots import figure
-    from .sweeps import run_cached
     lrs = sorted(set(lrs) | {spec.lr})
     accs = []
     for lr in lrs:

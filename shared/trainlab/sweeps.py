@@ -21,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -39,9 +39,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TRAINLAB_RUNS") or data_root() / "runs")
 
 
-def cache_path(spec: Spec) -> Path:
+def cache_path(spec: Spec, start_tag: str | None = None) -> Path:
+    """Where the run of `spec` is saved; `start_tag` names starting weights other than
+    the spec's own random init (see `run_cached`)."""
     device = resolve_device(spec.device).type
-    return cache_dir() / f"{spec.key(RESULTS_VERSION, device)}.json"
+    extra = () if start_tag is None else ("start", start_tag)
+    return cache_dir() / f"{spec.key(RESULTS_VERSION, device, *extra)}.json"
 
 
 def move_aside(path: Path, problem: str) -> None:
@@ -73,20 +76,26 @@ def writable_cache() -> Path:
     return ensure_writable(cache_dir(), "TRAINLAB_RUNS", "run cache")
 
 
-def run_cached(spec: Spec, *, cache: bool = True, model: bool = False) -> Run:
+def run_cached(spec: Spec, *, cache: bool = True, model: bool = False,
+               start: Callable[[], Any] | None = None, start_tag: str | None = None) -> Run:
     """`fit(spec)`, or the saved result of an identical earlier run.
 
     With `model=True` the trained weights are kept too (`<key>.pt` beside the run)
     and the returned run has `run.model`, rebuilt from them when the run comes from
-    the cache; without it a loaded run has no model.
+    the cache; without it a loaded run has no model. `start` returns the model to
+    train instead of the spec's random init (pretrained weights, a new head);
+    `start_tag` must name how it makes them, since it is part of the cache key.
 
     >>> run = run_cached(spec, model=True)     # doctest: +SKIP
     >>> run.model                               # doctest: +SKIP
+    >>> run_cached(target, start=lambda: new_head(body, 5), start_tag="head on body of <source>")  # doctest: +SKIP
     """
     from .train import fit
+    if (start is None) != (start_tag is None):
+        raise SpecError("start_tag", start_tag, "a string naming how `start` makes its weights, given with `start`")
     if not cache:
-        return fit(spec, progress=False)
-    path = cache_path(spec)
+        return fit(spec, model=start() if start else None, progress=False)
+    path = cache_path(spec, start_tag)
     run = load_cached(path)
     if run is not None and model:
         run.model = _load_weights(spec, path.with_suffix(".pt"))
@@ -94,7 +103,7 @@ def run_cached(spec: Spec, *, cache: bool = True, model: bool = False) -> Run:
             run = None  # the weights are missing or bad: train again to get them
     if run is None:
         writable_cache()
-        run = fit(spec, progress=False)
+        run = fit(spec, model=start() if start else None, progress=False)
         if model:
             _save_weights(run, path.with_suffix(".pt"))
         run.save(path)

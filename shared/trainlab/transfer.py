@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from .data import LAYOUT, load_data
-from .device import resolve_device
 from .models import build_model, init_weights
 from .run import Run
 from .spec import NUM_CLASSES, TRAIN_SIZES, Spec, SpecError
+from .sweeps import run_cached
 
 Mode = Literal["scratch", "finetune", "freeze"]
 MODES: tuple[str, ...] = ("scratch", "finetune", "freeze")
@@ -163,51 +163,6 @@ def weight_change(before: nn.Module, after: nn.Module, layer: str = "fc1") -> fl
 
 
 # --- cached runs with given starting weights -----------------------------------------------
-def _cache_paths(spec: Spec, tag: str):
-    from .sweeps import RESULTS_VERSION, cache_dir
-    device = resolve_device(spec.device).type
-    key = spec.key(RESULTS_VERSION, device, "transfer", tag)
-    return cache_dir() / f"{key}.json", cache_dir() / f"{key}.pt"
-
-
-def _fit_cached(spec: Spec, tag: str, start: Callable[[], nn.Module | None], keep_model: bool) -> Run:
-    """`fit(spec, model=start())` (a `start` that returns None: the spec's own random
-    init), or the saved run of the same spec and `tag`, which must name how `start`
-    makes its weights. With `keep_model` the trained weights are saved beside the run
-    and `run.model` is set when loading; weights that cannot be read are moved aside
-    (with a warning) and the run is trained again."""
-    from .storage import atomic_write
-    from .sweeps import load_cached, move_aside, writable_cache
-    from .train import fit
-    path, weights = _cache_paths(spec, tag)
-    run = load_cached(path)
-    if run is not None and keep_model:
-        if weights.is_file():
-            net = _architecture(spec)
-            try:
-                net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
-                run.model = net.to(resolve_device(spec.device))
-            except Exception as e:  # torn, truncated or from another model: retrain
-                move_aside(weights, f"weights {weights} could not be read ({type(e).__name__})")
-                run = None
-        else:
-            run = None
-    if run is None:
-        writable_cache()
-        model = start()
-        run = fit(spec, model=model, progress=False)
-        if keep_model:
-            state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-            atomic_write(weights, lambda f: torch.save(state, f))
-        run.save(path)
-    return run
-
-
-def _architecture(spec: Spec) -> nn.Sequential:
-    shape, _ = LAYOUT[spec.dataset]
-    return build_model(spec, shape, num_classes(spec))
-
-
 def _seeded_model(spec: Spec, seed_offset: int = 0) -> nn.Sequential:
     """The spec's model, initialised from the spec's seed (plus an offset) without
     touching the global random state."""
@@ -223,7 +178,6 @@ def pretrain(source: Spec) -> Run:
 
     >>> run = pretrain(Spec(classes="0-4", subset=5000, epochs=2))   # doctest: +SKIP
     """
-    from .sweeps import run_cached
     return run_cached(source, model=True)
 
 
@@ -259,7 +213,7 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
 
     tag = f"{mode}|{upto}" if mode == "freeze" else mode
     tag += "" if pretrained else "|random-body"
-    return _fit_cached(target, f"{tag}|{source.to_json()}", start, keep_model)
+    return run_cached(target, model=keep_model, start=start, start_tag=f"{tag}|{source.to_json()}")
 
 
 def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[str, Any]],
@@ -380,7 +334,7 @@ def greedy_layerwise(spec: Spec, stage_epochs: int | None = None) -> tuple[nn.Se
                 freeze(net, upto=f"fc{k}")
             return net
 
-        run = _fit_cached(s, f"greedy|stage{k}|{stage_spec.to_json()}", start, keep_model=True)
+        run = run_cached(s, model=True, start=start, start_tag=f"greedy|stage{k}|{stage_spec.to_json()}")
         runs.append(run)
         previous = run.model
     for p in previous.parameters():
@@ -395,16 +349,16 @@ def greedy_then_finetune(spec: Spec, stage_epochs: int | None = None) -> Run:
     >>> greedy_then_finetune(Spec(depth=5, width=128, train_labels=1000, batch_size=50)).final["val_acc"]  # doctest: +SKIP
     """
     net, _ = greedy_layerwise(spec, stage_epochs)
-    tag = f"greedy-finetune|{stage_epochs}"
-    return _fit_cached(spec, tag, lambda: copy.deepcopy(net), keep_model=False)
+    return run_cached(spec, start=lambda: copy.deepcopy(net), start_tag=f"greedy-finetune|{stage_epochs}")
 
 
 def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
-    """The spec's run from its random init (cached like the transfer runs).
+    """The spec's run from its random init: `run_cached(spec)`, the same run (and cache
+    entry) every other notebook gets for this spec.
 
     >>> from_scratch(few_labels(target, 50)).final["val_acc"]   # doctest: +SKIP
     """
-    return _fit_cached(spec, "scratch", lambda: None, keep_model)
+    return run_cached(spec, model=keep_model)
 
 
 __all__ = ["MODES", "few_labels", "source_spec", "num_classes", "val_size", "new_head", "freeze",
