@@ -51,6 +51,7 @@ run: data
 TEST_RUNS := $(CURDIR)/data/test-runs
 
 test: data
+	$(VENV)/bin/lint-imports
 	rm -rf $(TEST_RUNS)
 	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest
 	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=300 notebooks/

@@ -7,7 +7,7 @@ N x 3072, the red, green and blue planes of each 32x32 image in turn; `labels`:
 ints 0..9; `label_names` in the meta file). Each image is its class's colour plus
 noise, so a small CNN learns it in a few steps and beats chance on the test batch.
 
-`TinyCifar.originals()` is the matching entry for `trainlab.data.ORIGINALS`: tests
+`TinyCifar.originals()` is the matching entry for `trainlab.datasets.ORIGINALS`: tests
 swap it in with monkeypatch.setitem, so the archive passes through every md5 and
 size check the real one does.
 """
@@ -42,7 +42,7 @@ class TinyCifar:
 
     def originals(self):
         """The ORIGINALS entry that describes this archive, in the same shape as the real one."""
-        from trainlab.data import Originals
+        from trainlab.datasets import Originals
         md5 = self.member_md5
         return Originals(
             ((CIFAR10.filename, self.archive_md5),), self.train_size, self.test_size,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from matplotlib.figure import Figure
-from trainlab import activity
+from trainlab.lessons import activations as activity
 from trainlab.spec import ACTIVATIONS, INITS, Spec
 
 SMALL = Spec(subset=1000, val_fraction=0.2, depth=10, width=64, device="cpu")

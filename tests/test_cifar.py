@@ -2,7 +2,7 @@
 cache, training) on a tiny archive in the exact `cifar-10-python.tar.gz` layout.
 
 The real archive is not here, so `tiny_cifar` swaps the archive's entry in
-trainlab.data.ORIGINALS (the one table every check reads) for the tiny archive's md5s
+trainlab.datasets.ORIGINALS (the one table every check reads) for the tiny archive's md5s
 and sizes; the checks themselves run unchanged. `test_real_table_is_torchvisions` and
 `test_real_md5s_reject_the_tiny_archive` pin that, without the swap, only the real
 file passes.
@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.datasets import CIFAR10
-
 import trainlab
-import trainlab.data as data_mod
+import trainlab.datasets as data_mod
 import trainlab.spec as spec_mod
 from cifar_fixture import PALETTE, TinyCifar, write_tiny_cifar
+from torchvision.datasets import CIFAR10
 from trainlab import DataError, Spec
 from trainlab.data import fetch
 
@@ -192,7 +191,7 @@ def test_cnn_trains_end_to_end_and_beats_chance(tiny_cifar):
 def test_notebook_12s_cifar_path_pretrains_on_0_4_and_transfers_to_5_9(fresh_root, tmp_path, monkeypatch):
     """What `dataset = "cifar10"` does in notebook 12: a CNN pretrained on classes 0-4,
     its head swapped for 5-9, fine-tuned and frozen on a few labels."""
-    from trainlab import transfer
+    from trainlab.lessons import transfer
     # Sources train in batches of 128: a larger tiny archive than the other tests'.
     tiny_cifar = _served(write_tiny_cifar(tmp_path / "mirror", per_batch=100), monkeypatch)
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "runs"))
@@ -202,7 +201,7 @@ def test_notebook_12s_cifar_path_pretrains_on_0_4_and_transfers_to_5_9(fresh_roo
     assert source.classes == (0, 1, 2, 3, 4) and source.dataset == "cifar10"
     pretrained = transfer.pretrain(source)
     assert not pretrained.diverged and pretrained.model.out.out_features == 5
-    few = transfer.few_labels(target, 20, steps=10)
+    few = transfer.labelled_spec(target, 20, steps=10)
     tuned = transfer.transfer(few, source, "finetune", keep_model=True)
     frozen = transfer.transfer(few, source, "freeze", keep_model=True)
     assert not tuned.diverged and tuned.model.out.out_features == 5

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from trainlab import Spec
-from trainlab.clipping import (
+from trainlab.lessons.clipping import (
     angle_between,
     clip_angle,
     clip_vector,

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import trainlab.data as data_mod
+import trainlab.datasets as data_mod
 from trainlab import DataError, Spec, load_data
 from trainlab.data import fetch, split_indices
 

@@ -10,12 +10,18 @@ import warnings
 
 import pytest
 import torch
-
 from test_cli import cli
 from trainlab import Spec, fit
-from trainlab.broken_runs import CASES, case, gallery
 from trainlab.data import load_data
-from trainlab.doctor import CODES, Doctor, Finding, diagnose
+from trainlab.lessons.doctor import (
+    CASES,
+    CODES,
+    Doctor,
+    Finding,
+    case,
+    diagnose,
+    gallery,
+)
 
 # The smoke profile's data with a small, probed MLP: about a second per run.
 BASE = Spec(subset=5000, val_fraction=0.4, epochs=2, depth=2, width=128, probe_every=10, device="cpu")
@@ -209,8 +215,7 @@ def test_label_fields_are_checked_against_the_dataset():
                                              ({"scale": "none"}, "unscaled_inputs")])
 def test_doctor_view_titles_the_verdict(monkeypatch, tmp_path, mnist_ready, changes, verdict):
     from matplotlib.figure import Figure
-
-    from trainlab.broken_runs import doctor_view
+    from trainlab.lessons.doctor import doctor_view
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
     fig = doctor_view(BASE.replace(epochs=1, **changes))
     assert isinstance(fig, Figure) and len(fig.axes) == 2
@@ -220,7 +225,7 @@ def test_doctor_view_titles_the_verdict(monkeypatch, tmp_path, mnist_ready, chan
 
 
 def test_gallery_plot_has_a_panel_per_case_titled_with_the_verdict(runs):
-    from trainlab.broken_runs import Pair, plot
+    from trainlab.lessons.doctor import Pair, plot
     pairs = {c.name: Pair(c, runs[c.name], runs["healthy"], diagnose(runs[c.name]), diagnose(runs["healthy"]))
              for c in CASES}
     fig = plot(pairs)

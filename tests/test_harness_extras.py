@@ -7,10 +7,21 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
-
-from trainlab import Spec, SpecError, grid, lr_find, run_cached, sweep, views
-from trainlab import measures, plots
+from trainlab import (
+    Spec,
+    SpecError,
+    grid,
+    init_stats,
+    lr_find,
+    measures,
+    plots,
+    run_cached,
+    sweep,
+)
 from trainlab.claims import Claims
+from trainlab.lessons.batch_size import batch_lr_view
+from trainlab.lessons.learning_rate import schedule_view
+from trainlab.lessons.weight_init import init_view
 from trainlab.profiles import PROFILES, base_spec, by_profile, resolve_profile
 from trainlab.sweeps import cache_path
 from trainlab.widgets import control, explore
@@ -107,22 +118,22 @@ def test_loss_noise_is_larger_for_a_noisier_history():
                                                    ("normal", 10, "sigmoid")])
 def test_init_view_for_several_values(init, depth, activation, mnist_ready):
     spec = Spec(init=init, depth=depth, activation=activation, init_std=1.0)
-    fig = views.init_view(spec)
+    fig = init_view(spec)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
-    stats = views.init_stats(spec)
+    stats = init_stats(spec)
     assert list(stats["layer"]) == list(range(1, depth + 2))
 
 
 @pytest.mark.parametrize("lr,batch_size", [(0.01, 50), (1.0, 100)])
 def test_batch_lr_view_for_several_values(lr, batch_size, mnist_ready):
     spec = TINY.replace(optimizer="sgd", momentum=0.9, lr=lr, batch_size=batch_size)
-    assert isinstance(views.batch_lr_view(spec), Figure)
+    assert isinstance(batch_lr_view(spec), Figure)
     assert cache_path(spec).is_file()  # moving back to this point will not train again
 
 
 @pytest.mark.parametrize("schedule", ["constant", "one_cycle", "inverse_time"])
 def test_schedule_view_for_several_values(schedule, mnist_ready):
-    fig = views.schedule_view(TINY.replace(schedule=schedule, warmup_steps=3))
+    fig = schedule_view(TINY.replace(schedule=schedule, warmup_steps=3))
     assert isinstance(fig, Figure) and len(fig.axes) == 3
 
 
@@ -209,6 +220,7 @@ def test_gradient_noise_shrinks_with_the_batch_and_its_null_case_does_not(mnist_
 
 def test_run_and_layer_summaries_the_notebooks_claim_on():
     import math
+
     import pandas as pd
     from trainlab.measures import gradient_growth, mean_val_acc, val_acc_after
     stats = pd.DataFrame({"layer": [1, 2, 3, 4], "act_std": [1.0, 1.0, 1.0, float("nan")],

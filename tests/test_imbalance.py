@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 from trainlab import Spec
-from trainlab.imbalance import (
+from trainlab.lessons.loss_functions import (
     chance_ratio,
     confidence,
     false_alarms,

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from trainlab import Spec, build_model
 from trainlab.models import GAINS
 from trainlab.optim import lr_at, schedule_factor

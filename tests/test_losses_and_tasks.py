@@ -8,12 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from trainlab import Spec, SpecError, fit
 from trainlab.data import cut_class, load_data
 from trainlab.gradcheck import gradient_check
 from trainlab.lesson import start
-from trainlab.losses import balanced_weights, build_loss, chance_value, cross_entropy, one_hot_mse
+from trainlab.losses import (
+    balanced_weights,
+    build_loss,
+    chance_value,
+    cross_entropy,
+    one_hot_mse,
+)
 from trainlab.models import build_model
 from trainlab.tabular import raw_tabular
 

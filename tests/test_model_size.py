@@ -5,12 +5,11 @@ import math
 import pytest
 import torch
 from matplotlib.figure import Figure
-
 from trainlab import Spec, fit, grid, run_cached
-from trainlab import model_size as ms
-from trainlab.capacity import parameter_count
 from trainlab.data import load_data
+from trainlab.lessons import capacity as ms
 from trainlab.measures import gap_in_se
+from trainlab.memory import parameter_count
 
 # 300 training and 300 validation images: a few seconds for a whole small grid.
 SMALL = Spec(subset=600, val_fraction=0.5, depth=1, width=64, epochs=8, batch_size=30, activation="leaky_relu",
@@ -90,15 +89,6 @@ def test_capacity_view_for_several_values(depth, width, mnist_ready):
     acc = fig.axes[0]
     assert acc.get_ylim()[0] == 0.0 and acc.get_ylim()[1] >= 1.0  # fixed, comparable between slider moves
     assert len(acc.get_lines()[0].get_xdata()) == 2  # one point per epoch
-
-
-def test_shuffled_labels_keep_images_and_class_counts(mnist_ready):
-    data = load_data(SMALL)
-    mixed = ms.shuffled_labels(data, seed=1)
-    assert torch.equal(mixed.train_x, data.train_x) and torch.equal(mixed.val_y, data.val_y)
-    assert torch.equal(torch.bincount(mixed.train_y, minlength=10), torch.bincount(data.train_y, minlength=10))
-    assert (mixed.train_y != data.train_y).float().mean() > 0.5
-    assert torch.equal(ms.shuffled_labels(data, seed=1).train_y, mixed.train_y)  # seeded
 
 
 def test_random_labels_are_memorised_by_a_large_net_but_not_a_tiny_one(mnist_ready):

@@ -10,9 +10,13 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-
 from trainlab import Spec
-from trainlab.normalization import largest_trained_lr, norm_view, running_stats_error, train_eval_gap
+from trainlab.lessons.normalization import (
+    largest_trained_lr,
+    norm_view,
+    running_stats_error,
+    train_eval_gap,
+)
 
 
 def _mlp(norm: nn.Module | None) -> nn.Sequential:

@@ -6,9 +6,8 @@ import warnings
 import pytest
 import torch
 from torch import nn
-
 from trainlab import Spec, fit
-from trainlab.capacity import parameter_count
+from trainlab.memory import parameter_count
 from trainlab.models import build_model
 
 TINY = Spec(subset=600, val_fraction=0.2, epochs=1, depth=2, width=64, batch_size=32, optimizer="sgd", lr=0.05,

@@ -8,11 +8,18 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
-
 from trainlab import Spec, SpecError
-from trainlab.optimizer_views import (effective_lr, first_updates, gradients, iterations_to_reach,
-                                      logistic_race, path_curves, surfaces_view, weight_norm)
-from trainlab.surfaces import path
+from trainlab.lessons.optimizers import (
+    effective_lr,
+    first_updates,
+    gradients,
+    iterations_to_reach,
+    logistic_race,
+    path,
+    path_curves,
+    surfaces_view,
+    weight_norm,
+)
 
 
 def test_gradients_of_the_bowl():

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from trainlab import Spec
 from trainlab.optim import build_optimizer
 from trainlab.spec import OPTIMIZERS

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-
-import matplotlib
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 import pytest
-
 from trainlab import Spec, plots
 from trainlab.claims import Claims
 from trainlab.run import Run
@@ -164,11 +162,12 @@ def test_report_writes_a_gallery_of_every_notebook(tmp_path, monkeypatch):
 
 
 def test_panel_axes_stay_put_from_move_to_move(mnist_ready, tmp_path, monkeypatch):
-    from trainlab import views
+    from trainlab import plots
+    from trainlab.lessons.learning_rate import schedule_view
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
     diverging = TINY.replace(optimizer="sgd", lr=50.0, schedule="constant", epochs=3)
     for spec in (diverging, TINY.replace(epochs=3)):
-        sched, loss, acc = views.schedule_view(spec).axes[:3]
+        sched, loss, acc = schedule_view(spec).axes[:3]
         assert loss.get_xlim() == acc.get_xlim() == (0, 3.05)  # the whole run, even one that diverged at once
-        assert acc.get_ylim() == (0.0, 1.0) and loss.get_ylim() == views.LOSS_RANGE
+        assert acc.get_ylim() == (0.0, 1.0) and loss.get_ylim() == plots.LOSS_RANGE
         assert sched.get_ylim()[0] == 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.figure import Figure
-
 from trainlab import Spec, SpecError, fit
-from trainlab.regularization import clean_fit, gap_table, regularization_view
+from trainlab.lessons.regularization import clean_fit, gap_table, regularization_view
 from trainlab.sweeps import run_cached
 
 SMALL = Spec(subset=600, val_fraction=0.5, epochs=3, depth=1, width=32, batch_size=50, optimizer="sgd", lr=0.05,

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from trainlab import Spec, SpecError, fit
 from trainlab.augment import Augment, shift_rotate
-from trainlab.ensemble import ensemble_errors
+from trainlab.lessons.regularization import ensemble_errors
 from trainlab.penalties import zero_fraction
 
 TINY = Spec(subset=1000, val_fraction=0.2, epochs=2, depth=1, width=32, batch_size=50, optimizer="sgd", lr=0.05,

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
 from trainlab import Callback, Spec, SpecError, build_model, fit, grid
-from trainlab import capacity
-from trainlab.capacity import INPUT_SHAPES, check_fits, memory_estimate, parameter_count
+from trainlab import memory as capacity
 from trainlab.data import DataBundle
-from trainlab.train import evaluate
+from trainlab.device import to_model
+from trainlab.evaluation import evaluate
+from trainlab.memory import check_fits, memory_estimate, parameter_count
+from trainlab.spec import INPUT_SHAPES
 
 TINY = Spec(subset=500, epochs=1, depth=1, width=16, batch_size=32, device="cpu")
 
@@ -88,8 +89,8 @@ def test_batch_of_one_is_allowed_where_it_trains(changes):
     spec = Spec(batch_size=1, norm="batch", **changes)
     shape = INPUT_SHAPES[spec.dataset]
     model = build_model(spec, shape, 10).train()
-    out = model(torch.randn(1, *shape))  # BatchNorm2d averages over the feature map too
-    nn.functional.cross_entropy(out, torch.tensor([3])).backward()
+    out = model(to_model(model, torch.randn(1, *shape)))  # BatchNorm2d averages over the feature map too
+    nn.functional.cross_entropy(out, to_model(model, torch.tensor([3]))).backward()
     assert torch.isfinite(out).all()
 
 
@@ -98,10 +99,11 @@ def test_batch_of_one_is_allowed_where_it_trains(changes):
     dict(dataset="cifar10", depth=1, width=10),
     dict(model="cnn", depth=1, width=8), dict(model="cnn", depth=3, width=8, norm="batch"),
     dict(model="cnn", depth=5, width=4, norm="layer", dataset="cifar10"),
+    dict(depth=2, width=16, classes="0-4"), dict(dataset="diabetes", depth=2, width=8),
 ])
 def test_parameter_count_matches_the_built_model(changes):
     spec = Spec(**changes)
-    model = build_model(spec, INPUT_SHAPES[spec.dataset], 10)
+    model = build_model(spec)  # the spec's own input shape and class count
     assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
 
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from trainlab import Spec, SpecError, fit, sanity
+from trainlab import Spec, SpecError, fit
 from trainlab.gradcheck import gradient_check
+from trainlab.lessons import sanity
 from trainlab.sweeps import cache_path
 
 BASE = Spec(subset=5000, val_fraction=0.4, depth=2, width=64, batch_size=32, optimizer="sgd", lr=0.1,
@@ -26,7 +27,7 @@ def runs_dir(tmp_path, monkeypatch):
 
 def test_keep_classes_keeps_only_those_classes_relabelled_in_order():
     x, y = torch.arange(8.0)[:, None], torch.tensor([0, 1, 2, 3, 4, 2, 0, 4])
-    xs, ys = sanity.keep_classes(x, y, [4, 0])
+    xs, ys = sanity.images_of_classes(x, y, [4, 0])
     assert xs[:, 0].tolist() == [0.0, 4.0, 6.0, 7.0]
     assert ys.tolist() == [1, 0, 1, 0]
 
@@ -34,7 +35,7 @@ def test_keep_classes_keeps_only_those_classes_relabelled_in_order():
 @pytest.mark.parametrize("classes", [[3], [1, 1], [11, 12]])
 def test_keep_classes_refuses_too_few_repeated_or_absent_classes(classes):
     with pytest.raises(SpecError, match="classes"):
-        sanity.keep_classes(torch.zeros(4, 1), torch.tensor([0, 1, 2, 3]), classes)
+        sanity.images_of_classes(torch.zeros(4, 1), torch.tensor([0, 1, 2, 3]), classes)
 
 
 # --- the loss at initialisation ---------------------------------------------------------

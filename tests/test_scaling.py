@@ -7,9 +7,8 @@ import math
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-
 from trainlab import Spec, SpecError, plots
-from trainlab.scaling import scaling_view
+from trainlab.lessons.data_scaling import scaling_view
 from trainlab.tabular import describe, mean_predictor_rmse
 
 REG = Spec(dataset="diabetes", val_fraction=0.2, depth=1, width=16, epochs=3, batch_size=32,

@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from trainlab import Spec, SpecError
-from trainlab import search
+from trainlab.lessons import search
 
 SPACE = {"lr": (1e-5, 1.0, True), "weight_decay": (1e-6, 1e-3, True)}
 TINY = Spec(subset=600, val_fraction=0.5, epochs=1, depth=1, width=16, batch_size=64)

@@ -2,7 +2,6 @@ import json
 import math
 
 import pytest
-
 from trainlab.spec import CHECKS, Spec, SpecError, grid, parse_field
 
 # One or more bad values for every field: wrong type, out of range, unknown name, NaN.

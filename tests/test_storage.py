@@ -2,7 +2,6 @@ import errno
 import os
 
 import pytest
-
 import trainlab.storage as storage
 from trainlab.data import DataError
 from trainlab.storage import StorageError, atomic_write, ensure_writable

@@ -6,10 +6,15 @@ import math
 import pytest
 import torch
 from matplotlib.figure import Figure
-
 from trainlab import Spec, SpecError
-from trainlab.second_order import fit_logistic
-from trainlab.surfaces import SURFACES, draw, newton_path, path, steps_to_reach
+from trainlab.lessons.optimizers import (
+    SURFACES,
+    draw,
+    fit_logistic,
+    newton_path,
+    path,
+    steps_to_reach,
+)
 
 
 def test_a_path_follows_the_spec_optimizer_step_by_step():

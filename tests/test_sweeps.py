@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 import trainlab.threads as threads
 from trainlab import Spec, SpecError, grid
 from trainlab.sweeps import SweepError, cache_path, run_cached, sweep

@@ -3,8 +3,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-
-from trainlab import Callback, EarlyStopping, Run, Spec, fit, layer_stats, build_model
+from trainlab import Callback, EarlyStopping, Run, Spec, build_model, fit, layer_stats
 
 SMALL = Spec(subset=1200, depth=2, width=64, epochs=2, batch_size=64, device="cpu")
 

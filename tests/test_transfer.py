@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-
-from trainlab import Spec, SpecError, build_model, fit, transfer
+from trainlab import Spec, SpecError, build_model, fit
 from trainlab.callbacks import Callback
 from trainlab.data import split_indices
+from trainlab.lessons import transfer
 from trainlab.optim import build_optimizer, param_groups
 from trainlab.sweeps import run_cached
 
@@ -104,7 +104,7 @@ def test_greedy_layerwise_builds_the_random_init_architecture_one_frozen_layer_a
 
 
 def test_transfer_runs_repeat_by_seed_and_differ_across_seeds(tmp_path, monkeypatch):
-    spec = transfer.few_labels(TARGET, 40, steps=10)
+    spec = transfer.labelled_spec(TARGET, 40, steps=10)
     first = transfer.transfer(spec, SOURCE, "finetune")
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "elsewhere"))  # no cache: trained again
     again = transfer.transfer(spec, SOURCE, "finetune")
@@ -115,7 +115,7 @@ def test_transfer_runs_repeat_by_seed_and_differ_across_seeds(tmp_path, monkeypa
 
 
 def test_modes_start_from_what_they_say():
-    spec = transfer.few_labels(TARGET, 40, steps=10)
+    spec = transfer.labelled_spec(TARGET, 40, steps=10)
     scratch = transfer.transfer(spec, None, "scratch")
     assert scratch.final == fit(spec).final, "scratch is the spec's own run"
     tuned = transfer.transfer(spec, SOURCE, "finetune", keep_model=True)
@@ -148,7 +148,7 @@ def test_sources_never_train_on_the_targets_validation_images(subset, source_sub
 
 def test_few_labels_keeps_the_steps_about_equal():
     for n in (20, 50, 200, 1000):
-        s = transfer.few_labels(TARGET.replace(subset=5000), n, steps=100)
+        s = transfer.labelled_spec(TARGET.replace(subset=5000), n, steps=100)
         assert s.train_labels == n and s.batch_size <= n // 2
         assert 100 <= s.epochs * (n // s.batch_size) < 100 + n // s.batch_size
 
@@ -157,7 +157,7 @@ def test_a_cnn_body_transfers_too():
     """The CIFAR-10 path of notebook 12 uses a small CNN; its surgery is the same."""
     target = TARGET.replace(model="cnn", depth=1, width=4)
     source = transfer.source_spec(target, "same", subset=600, epochs=1)
-    spec = transfer.few_labels(target, 40, steps=4)
+    spec = transfer.labelled_spec(target, 40, steps=4)
     frozen = transfer.transfer(spec, source, "freeze", keep_model=True)
     body = transfer.pretrain(source).model
     assert torch.equal(frozen.model.conv1.weight, body.conv1.weight)

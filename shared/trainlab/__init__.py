@@ -23,27 +23,36 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "callbacks": ["Callback", "Clip", "EarlyStopping", "LivePlot", "Progress", "Schedule", "ShareCores"],
-    "data": ["DataBundle", "DataError", "data_root", "fetch", "load_data"],
-    "device": ["resolve_device", "seed_everything"],
+    "data": ["DataBundle", "DataError", "data_root", "fetch", "load_data", "probe_batch"],
+    "device": ["model_device", "resolve_device", "seed_everything", "to_model"],
+    "evaluation": ["evaluate", "outputs", "score"],
     "gradcheck": ["gradient_check"],
     "lesson": ["Lesson", "start"],
     "losses": ["build_loss", "chance_value"],
-    "models": ["build_model", "init_weights"],
-    "optim": ["build_optimizer", "lr_at"],
-    "probes": ["Probes", "activation_stats", "layer_stats"],
+    "models": ["build_model", "fresh_model", "init_weights"],
+    "optim": ["build_optimizer", "clip_gradients", "lr_at"],
+    "probes": ["Probes", "activation_stats", "init_stats", "layer_stats"],
     "run": ["CorruptRunFile", "Run"],
-    "range_test": ["RangeTest", "lr_find"],
     "spec": ["Spec", "SpecError", "grid"],
     "sweeps": ["Sweep", "SweepError", "run_cached", "sweep"],
     "threads": ["choose_threads"],
-    "train": ["Learner", "evaluate", "fit"],
+    "train": ["Learner", "fit"],
+    "vitals": ["Vitals"],
+    # Lesson names the README documents at the top level; loaded only when used.
+    "lessons.doctor": ["Doctor", "Finding", "diagnose"],
+    "lessons.learning_rate": ["RangeTest", "lr_find"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)  # the submodules in _MODULES load on use too
 
 
-# Modules a notebook reaches as `trainlab.plots`, `trainlab.measures`, ... after one `import trainlab`.
-_MODULES = ("claims", "gradcheck", "losses", "measures", "plots", "profiles", "tables", "views", "widgets")
+# Modules a notebook reaches as `trainlab.plots`, `trainlab.measures`, ... after one
+# `import trainlab`; each lesson module by its own name too (`trainlab.search`).
+_MODULES = ("claims", "data", "device", "evaluation", "faults", "gradcheck", "losses", "measures", "models",
+            "plots", "probes", "profiles", "tables", "widgets", "lessons")
+_LESSONS = ("sanity", "capacity", "loss_functions", "data_scaling", "weight_init", "activations", "batch_size",
+            "learning_rate", "optimizers", "clipping", "normalization", "regularization", "transfer", "search",
+            "doctor")
 
 
 def __getattr__(name: str) -> Any:
@@ -53,8 +62,10 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LESSONS:
+        return importlib.import_module(f".lessons.{name}", __name__)
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_MODULES) | set(_LESSONS))

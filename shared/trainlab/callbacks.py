@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from .optim import lr_at, set_lr
+from .optim import clip_gradients, lr_at, set_lr
 
 
 class Callback:
@@ -59,16 +59,8 @@ class Clip(Callback):
         self.max_norm, self.max_value = max_norm, max_value
 
     def after_backward(self, learner) -> None:
-        params = [p for p in learner.params if p.grad is not None]
-        clipped = False
-        if self.max_norm is not None:
-            torch.nn.utils.clip_grads_with_norm_(params, self.max_norm, learner.grad_norm)
-            clipped = bool(learner.grad_norm > self.max_norm)
-        if self.max_value is not None:
-            over = any(bool((p.grad.abs() > self.max_value).any()) for p in params)
-            torch.nn.utils.clip_grad_value_(params, self.max_value)
-            clipped = clipped or over
-        learner.log["clipped"] = clipped
+        grads = [p.grad for p in learner.params if p.grad is not None]
+        learner.log["clipped"] = clip_gradients(grads, self.max_norm, self.max_value, learner.grad_norm)
 
     def after_fit(self, learner) -> None:
         import math
@@ -113,8 +105,8 @@ class LivePlot(Callback):
     Outside a notebook it only keeps `self.fig` up to date."""
 
     def before_fit(self, learner) -> None:
-        from IPython.display import display
         import matplotlib.pyplot as plt
+        from IPython.display import display
         self.fig, self.ax = plt.subplots(figsize=(6, 3.5))
         plt.close(self.fig)  # shown through the display handle only, not twice
         self.handle = display(self.fig, display_id=True)

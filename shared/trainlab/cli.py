@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _doctor(run, as_json: bool) -> int:
-    from .doctor import diagnose
+    from .lessons.doctor import diagnose
     findings = diagnose(run)
     if as_json:
         print(json.dumps({"findings": [f.to_dict() for f in findings], "run": run.summary()}))

@@ -1,4 +1,12 @@
-"""Picking the device, and seeding everything a run draws from."""
+"""Picking the device, and seeding everything a run draws from.
+
+The core owns where tensors live: `load_data` puts a spec's data on the spec's
+device, `build_model` puts its model there, and evaluation moves inputs to the
+model. Code that calls `model(x)` itself asks `to_model(model, x)` instead of
+choosing a device.
+
+>>> x, y = to_model(model, x, y)      # doctest: +SKIP
+"""
 from __future__ import annotations
 
 import random
@@ -6,6 +14,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import torch
+from torch import nn
 
 from .spec import SpecError
 
@@ -41,3 +50,23 @@ def autocast(device: torch.device):
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's parameters (or buffers); the CPU for a model with neither."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def to_model(model: nn.Module, *tensors: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The tensors moved to the model's device (no copy when they are there already):
+    one tensor for one argument, a tuple for several.
+
+    >>> logits = model(to_model(model, x))   # doctest: +SKIP
+    """
+    device = model_device(model)
+    moved = tuple(t.to(device) for t in tensors)
+    return moved[0] if len(moved) == 1 else moved

@@ -1,6 +1,6 @@
 """Numbers the notebooks' claims are made of, computed from runs and layer statistics.
 
->>> signal_ratio(views.init_stats(Spec(depth=20, init="normal", init_std=0.01)))  # doctest: +SKIP
+>>> signal_ratio(probes.init_stats(Spec(depth=20, init="normal", init_std=0.01)))  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import torch
 
+from .device import to_model
 from .run import Run
 
 
@@ -137,6 +138,7 @@ def gradient_noise(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bat
     >>> gradient_noise(model, data.train_x[:2048], data.train_y[:2048], 16)   # doctest: +SKIP
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    x, y = to_model(model, x, y)
 
     def grad(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         loss = torch.nn.functional.cross_entropy(model(xb).float(), yb)

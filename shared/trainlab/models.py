@@ -15,6 +15,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .device import resolve_device, seed_everything
+from .faults import model_fault
 from .spec import Spec
 
 ACTIVATION_MODULES = {
@@ -96,8 +98,18 @@ def _block(layers: "OrderedDict[str, nn.Module]", i: int, weight: nn.Module, spe
         layers[f"drop{i}"] = nn.Dropout2d(spec.dropout) if conv else nn.Dropout(spec.dropout)
 
 
-def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    """The spec's model for inputs of `input_shape` (C, H, W), initialised by the spec."""
+def build_model(spec: Spec, input_shape: tuple[int, ...] | None = None,
+                num_classes: int | None = None) -> nn.Sequential:
+    """The spec's model, initialised by the spec and on the spec's device.
+
+    `input_shape` (C, H, W) and `num_classes` default to the spec's dataset and
+    classes. The weights are drawn on the CPU and then moved, so a seed gives the
+    same initial weights on every device.
+
+    >>> model = build_model(Spec(depth=2, width=64))   # doctest: +SKIP
+    """
+    input_shape = spec.input_shape if input_shape is None else tuple(input_shape)
+    num_classes = spec.num_classes if num_classes is None else num_classes
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     bias = spec.norm != "batch"  # BatchNorm's shift makes a bias before it redundant
     if spec.model == "mlp":
@@ -117,9 +129,7 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
         layers["flatten"] = nn.Flatten()
         features = channels * size * size
     layers["out"] = nn.Linear(features, num_classes)
-    if spec.fault == "softmax_before_loss":  # teaching fault: the loss applies its own softmax on top
-        layers["softmax"] = nn.Softmax(dim=1)
-    model = nn.Sequential(layers)
+    model = model_fault(spec, nn.Sequential(layers))
     init_weights(model, spec)
     if spec.norm == "weight":
         # w = g v / |v| per unit, from the initialised weights (g = |v|), so the
@@ -127,4 +137,15 @@ def build_model(spec: Spec, input_shape: tuple[int, ...], num_classes: int) -> n
         for name, module in model.named_children():
             if name.startswith(("fc", "conv")):
                 nn.utils.parametrizations.weight_norm(module)
-    return model
+    return model.to(resolve_device(spec.device))
+
+
+def fresh_model(spec: Spec, seed_offset: int = 0, num_classes: int | None = None) -> nn.Sequential:
+    """The model `fit(spec)` starts from: the global generators seeded as `fit` seeds
+    them (plus `seed_offset`), then `build_model`, on the spec's device; with
+    `num_classes` outputs when given.
+
+    >>> x, y, _ = probe_batch(spec); model = fresh_model(spec)   # doctest: +SKIP
+    """
+    seed_everything(spec.seed + seed_offset)
+    return build_model(spec, num_classes=num_classes)

@@ -147,6 +147,32 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_factor", 1.0)
 
 
+def clip_gradients(grads: list[torch.Tensor], max_norm: float | None = None, max_value: float | None = None,
+                   norm: torch.Tensor | None = None) -> bool:
+    """Clip gradient tensors in place, as a run's `Clip` callback does: by global norm
+    first (all of them rescaled by max_norm / ||g|| when ||g|| > max_norm; `norm` is
+    ||g|| when already known), then by value (each element clamped to
+    [-max_value, max_value]). None leaves that kind off. True when anything changed.
+
+    >>> g = torch.tensor([3.0, 4.0]); clip_gradients([g], max_norm=1.0), g.tolist()
+    (True, [0.6000000238418579, 0.800000011920929])
+    """
+    clipped = False
+    if max_norm is not None:
+        norm = torch.nn.utils.get_total_norm(grads) \
+            if norm is None else norm
+        if bool(norm > max_norm):
+            clipped = True
+            for g in grads:
+                g.mul_(max_norm / norm.to(g.device))
+    if max_value is not None:
+        over = any(bool((g.abs() > max_value).any()) for g in grads)
+        for g in grads:
+            g.clamp_(-max_value, max_value)
+        clipped = clipped or over
+    return clipped
+
+
 def global_grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
     """The L2 norm of all gradients together (0 when there are none)."""
     grads = [p.grad for p in params if p.grad is not None]

@@ -263,3 +263,30 @@ def schedules(specs: "Spec | Mapping[str, Spec]", names: list[str] | None = None
         whole_numbers_on_x(ax)
     legend_outside(ax)
     return fig
+
+
+LOSS_RANGE = (1e-2, 1e1)     # cross-entropy from near-perfect to well above chance (ln 10 = 2.3)
+
+
+def run_panel(run: Run, title: str, show_schedule: bool = False) -> Figure:
+    """One run's training loss and validation accuracy on fixed axes, with its LR
+    schedule in front when asked: the Explore panel of a single training run.
+
+    >>> fig = run_panel(run_cached(spec), "lr 0.01")   # doctest: +SKIP
+    """
+    spec = run.spec
+    fig, axes = figure(ncols=3 if show_schedule else 2, width=3.6 if show_schedule else 4.6)
+    if show_schedule:
+        schedules({spec.schedule: spec}, ax=axes.pop(0), x="epoch")
+    # Fixed axes: accuracy on [0, 1] and the loss on one log range, so panels from two
+    # slider positions can be compared by eye.
+    curves({"train (per step)": run}, "loss", smooth=max(spec.steps_per_epoch // 5, 1), ax=axes[0],
+                 title="training loss", x="epoch", logy=True, ylim=LOSS_RANGE)
+    curves({"validation": run}, "val_acc", source="epochs", ax=axes[1], title="validation accuracy",
+                 ylim=(0.0, 1.0))
+    for ax in axes[-2:]:  # the whole run's length, even when it diverged in its first epoch
+        ax.set_xlim(0, spec.epochs + 0.05)
+    state = "diverged" if run.diverged else f"val acc {run.final['val_acc']:.3f}"
+    fig.suptitle(f"{title}: {state}")
+    fig.tight_layout()
+    return fig

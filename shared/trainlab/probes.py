@@ -18,6 +18,9 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
+from .data import probe_batch
+from .models import fresh_model
+from .spec import Spec
 
 DEAD_WHEN_NONPOSITIVE = ("relu", "leaky_relu", "elu", "gelu")
 SATURATION = {"tanh": 0.99, "sigmoid": 0.99}  # |tanh| > .99; sigmoid < .01 or > .99
@@ -125,3 +128,13 @@ class Probes(Callback):
     def after_fit(self, learner) -> None:
         self.hooks.remove()
         learner.probes = pd.DataFrame(self.rows)
+
+
+def init_stats(spec: Spec) -> pd.DataFrame:
+    """`layer_stats` of the spec's freshly initialised model (`fresh_model`) on a real
+    batch (`probe_batch`): forward activations and backward gradient norms per layer.
+
+    >>> init_stats(Spec(depth=20, init="normal", init_std=0.01))["act_std"].iloc[-1]   # doctest: +SKIP
+    """
+    x, y, _ = probe_batch(spec)
+    return layer_stats(fresh_model(spec), x, spec.activation, y=y, depth=spec.depth)

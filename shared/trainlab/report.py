@@ -62,6 +62,7 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
     `out_dir/index.html`, the gallery of them all (the profile and paths are checked
     by the caller, before any work)."""
     import os
+
     from .gallery import Entry, write_index
     claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)  # the kernels record their claims there
@@ -104,6 +105,7 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
+
     from .threads import usable_cores, worker_share
     jobs = [(nb, dataset, seed) for nb in notebooks for dataset in datasets for seed in seeds]
     workers = max(1, min(workers or usable_cores(), len(jobs)))
@@ -139,7 +141,9 @@ def summarize_claims(claims_dir: Path, profile: str):
     >>> summarize_claims(Path("reports/seeds/claims"), "smoke")   # doctest: +SKIP
     """
     import json
+
     import pandas as pd
+
     from .claims import margin_text
     rows = [dict(r, notebook=d["notebook"], seed=d["seed"], dataset=d.get("dataset", ""))
             for f in sorted(claims_dir.glob(f"*-{profile}-*seed*.json"))

@@ -29,6 +29,8 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10", "diabetes")
 TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "diabetes": 354}
 # Classes per classification set; a dataset missing here is a regression task.
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
+# What one example looks like: (C, H, W) for images, (features,) for a table.
+INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "diabetes": (10,)}
 SCALES = ("standard", "unit", "none")
 TARGET_SCALES = ("none", "standard")
 LOSSES = ("auto", "cross_entropy", "mse")
@@ -372,6 +374,18 @@ class Spec:
         return "classification" if self.dataset in NUM_CLASSES else "regression"
 
     @property
+    def num_classes(self) -> int:
+        """Outputs of the spec's model: the kept classes, all of the dataset's, or 1 for regression."""
+        if self.task == "regression":
+            return 1
+        return len(self.classes) if self.classes else NUM_CLASSES[self.dataset]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input example, known before any data loads."""
+        return INPUT_SHAPES[self.dataset]
+
+    @property
     def loss_name(self) -> str:
         """The loss actually used: `auto` resolved for the task."""
         if self.loss != "auto":
@@ -490,4 +504,4 @@ def grid(base: Spec, **axes: Iterable[Any]) -> list[Spec]:
 
 __all__ = ["Spec", "SpecError", "grid", "parse_field", "DATASETS", "ACTIVATIONS", "INITS",
            "NORMS", "OPTIMIZERS", "SCHEDULES", "SCALES", "MODELS", "DEVICES", "LOSSES", "CLASS_WEIGHTS",
-           "TARGET_SCALES", "NUM_CLASSES"]
+           "TARGET_SCALES", "NUM_CLASSES", "INPUT_SHAPES"]

@@ -112,6 +112,7 @@ def run_cached(spec: Spec, *, cache: bool = True, model: bool = False,
 
 def _save_weights(run: Run, path: Path) -> None:
     import torch
+
     from .storage import atomic_write
     state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
     atomic_write(path, lambda f: torch.save(state, f))
@@ -123,16 +124,15 @@ def _load_weights(spec: Spec, path: Path):
     if not path.is_file():
         return None
     import torch
-    from .data import LAYOUT
+
     from .models import build_model
-    shape, classes = LAYOUT[spec.dataset]
-    net = build_model(spec, shape, len(spec.classes) if spec.classes else classes)
+    net = build_model(spec)  # on the spec's device; the saved CPU tensors are copied in
     try:
         net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     except Exception as e:  # torn, truncated or from another model: retrain
         move_aside(path, f"weights {path} could not be read ({type(e).__name__})")
         return None
-    return net.to(resolve_device(spec.device))
+    return net
 
 
 @dataclass
@@ -199,8 +199,9 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
 
     >>> sweep(grid(Spec(subset=1000, epochs=1), seed=range(4)), workers=2).table  # doctest: +SKIP
     """
-    from .callbacks import progress_enabled
     from tqdm.auto import tqdm
+
+    from .callbacks import progress_enabled
     specs = list(specs)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SpecError("workers", workers, "a whole number >= 1, or None")

@@ -18,6 +18,8 @@ import functools
 import pandas as pd
 import torch
 
+from .bundle import DataBundle, split_indices
+from .device import resolve_device
 from .spec import TRAIN_SIZES, Spec
 from .storage import DataError
 
@@ -65,10 +67,10 @@ def standardiser(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return v.mean(0), v.std(0).clamp_min(1e-12)
 
 
-def load_tabular(spec: Spec, device: torch.device | str = "cpu"):
-    """The spec's tabular set, split by its seed; inputs and targets scaled as the spec says."""
-    from .data import DataBundle  # data imports this module
-
+def load_tabular(spec: Spec, device: torch.device | str | None = None) -> DataBundle:
+    """The spec's tabular set, split by its seed; inputs and targets scaled as the spec
+    says, on the spec's device (or `device`)."""
+    device = resolve_device(spec.device) if device is None else torch.device(device)
     raw = raw_tabular(spec.dataset)
     train_idx, val_idx = _split(spec, raw)
     x, y = raw["train_x"][train_idx], raw["train_y"][train_idx]
@@ -86,7 +88,7 @@ def load_tabular(spec: Spec, device: torch.device | str = "cpu"):
         train_x=inputs(x), train_y=targets(y),
         val_x=inputs(raw["train_x"][val_idx]), val_y=targets(raw["train_y"][val_idx]),
         test_x=inputs(raw["test_x"]), test_y=targets(raw["test_y"]),
-        num_classes=1, mean=mean.float(), std=std.float(), task="regression",
+        num_classes=1, mean=mean.float().to(device), std=std.float().to(device), task="regression",
         target_mean=float(y_mean), target_std=float(y_std))
 
 
@@ -104,5 +106,4 @@ def mean_predictor_rmse(spec: Spec) -> float:
 
 
 def _split(spec: Spec, raw: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    from .data import split_indices
     return split_indices(len(raw["train_x"]), spec.subset, spec.val_fraction, spec.seed)

@@ -12,24 +12,33 @@ from typing import Iterable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .augment import Augment
-from .callbacks import Callback, Clip, EarlyStopping, Progress, Schedule, ShareCores, progress_enabled
-from .capacity import check_fits
-from .data import DataBundle, load_data
-from .losses import LossFn, build_loss
-from .doctor import Vitals
+from .bundle import DataBundle
+from .callbacks import (
+    Callback,
+    Clip,
+    EarlyStopping,
+    Progress,
+    Schedule,
+    ShareCores,
+    progress_enabled,
+)
+from .data import load_data
 from .device import autocast, resolve_device, seed_everything
+from .evaluation import evaluate, outputs, recall_by_class  # noqa: F401  (outputs: re-exported)
+from .faults import fault_callbacks
+from .losses import LossFn, build_loss
+from .memory import check_fits
 from .models import build_model
-from .penalties import L1Penalty
 from .optim import build_optimizer, global_grad_norm, param_groups
+from .penalties import L1Penalty
 from .probes import Probes
 from .run import Run
 from .spec import Spec
 from .threads import run_threads
-
+from .vitals import Vitals
 
 # A run counts as diverged once a step's loss exceeds this many times its first loss
 # (or 1, if that was smaller). Weights can grow until the logits are 1e19 apart while
@@ -38,66 +47,6 @@ from .threads import run_threads
 # stay within a few times their starting loss; the floor of 1 keeps a nearly perfect
 # start (a pretrained model at loss 0.01) from being stopped by ordinary noise.
 DIVERGENCE_FACTOR = 1000
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096,
-             loss_fn: LossFn | None = None) -> tuple[float, float]:
-    """(mean loss, accuracy) of `model` on (x, y), in eval mode.
-
-    The loss is `loss_fn` (default: cross-entropy), averaged over chunks weighted by
-    their size. Accuracy is NaN for float (regression) targets. Both are NaN if x is
-    empty or the model outputs any NaN or inf: argmax over NaN logits picks class 0
-    and would pass for chance-level accuracy.
-
-    >>> evaluate(model, data.val_x, data.val_y)   # doctest: +SKIP
-    (0.2931, 0.9133)
-    """
-    if len(x) == 0:
-        return math.nan, math.nan
-    loss_fn = loss_fn or F.cross_entropy
-    classes = not y.is_floating_point()
-    was_training = model.training
-    model.eval()
-    try:
-        loss = correct = 0.0
-        for i in range(0, len(x), chunk):
-            with autocast(x.device):
-                out = model(x[i:i + chunk]).float()
-            if not torch.isfinite(out).all():
-                return math.nan, math.nan
-            yb = y[i:i + chunk]
-            loss += loss_fn(out, yb).item() * len(yb)
-            if classes:
-                correct += (out.argmax(1) == yb).sum().item()
-    finally:
-        model.train(was_training)
-    return loss / len(x), (correct / len(x) if classes else math.nan)
-
-
-@torch.no_grad()
-def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """The model's float32 outputs (logits) on x, in eval mode and in chunks; the
-    model's own mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
-    finally:
-        model.train(was_training)
-
-
-def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
-                    chunk: int = 4096) -> list[float]:
-    """The fraction of each class's examples the model labels correctly (NaN for a
-    class absent from y, or when the model outputs NaN)."""
-    preds = outputs(model, x, chunk).argmax(1)
-    out = []
-    for c in range(num_classes):
-        members = y == c
-        n = int(members.sum())
-        out.append(float((preds[members] == c).sum()) / n if n else math.nan)
-    return out
 
 
 class Learner:
@@ -135,8 +84,7 @@ class Learner:
         if self.first_loss is None:
             self.first_loss = loss
         if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
-            if self.spec.fault != "no_zero_grad":  # the teaching fault leaves old gradients to pile up
-                self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.grad_norm = global_grad_norm(self.params)
             self._call("after_backward")
@@ -202,8 +150,9 @@ class Learner:
 
 def default_callbacks(spec: Spec, progress: bool | None = None) -> list[Callback]:
     """The callbacks a spec asks for: schedule, augmentation, L1, clipping, early
-    stopping, probes, progress bar; and the doctor's vitals, which every run records."""
-    cbs: list[Callback] = [Schedule(), Vitals()]
+    stopping, probes, progress bar, a teaching fault; and the doctor's vitals, which
+    every run records."""
+    cbs: list[Callback] = [Schedule(), Vitals(), *fault_callbacks(spec)]
     if spec.augment:
         cbs.append(Augment(spec.augment, spec.seed))
     if spec.l1:
@@ -242,7 +191,7 @@ def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | No
     seed_everything(spec.seed)
     if model is None:
         model = build_model(spec, data.input_shape, data.num_classes)
-    model = model.to(data.train_x.device)
+    model = model.to(data.device)
     learner = Learner(spec, model, data, default_callbacks(spec, progress) + list(callbacks), loss)
     if loss is not None:  # the spec cannot name it; the run should
         learner.extra["custom_loss"] = getattr(loss, "__name__", type(loss).__name__)

@@ -27,11 +27,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import LAYOUT, load_data
-from .models import build_model, init_weights
-from .run import Run
-from .spec import NUM_CLASSES, TRAIN_SIZES, Spec, SpecError
-from .sweeps import run_cached
+from ..data import load_data
+from ..device import model_device
+from ..models import build_model, fresh_model, init_weights  # noqa: F401  (build_model: doctests)
+from ..run import Run
+from ..spec import TRAIN_SIZES, Spec, SpecError
+from ..sweeps import run_cached
 
 Mode = Literal["scratch", "finetune", "freeze"]
 MODES: tuple[str, ...] = ("scratch", "finetune", "freeze")
@@ -41,7 +42,7 @@ HALVES = {(0, 1, 2, 3, 4): (5, 6, 7, 8, 9), (5, 6, 7, 8, 9): (0, 1, 2, 3, 4)}
 
 
 # --- specs ---------------------------------------------------------------------------
-def few_labels(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Spec:
+def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Spec:
     """`spec` trained on `n` labelled examples for about `steps` steps.
 
     With 50 labels an epoch is one or two batches, so the profile's epochs would give
@@ -49,7 +50,7 @@ def few_labels(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Sp
     same number of steps (batches of at most `batch_size`, and at most n / 2 so an
     epoch holds at least two).
 
-    >>> s = few_labels(Spec(classes="5-9"), 50)
+    >>> s = labelled_spec(Spec(classes="5-9"), 50)
     >>> s.train_labels, s.batch_size, s.epochs
     (50, 25, 50)
     """
@@ -100,11 +101,6 @@ def source_spec(target: Spec, source: Literal["same", "other", "oracle"], subset
     return target.replace(**{**base, "val_fraction": fraction})
 
 
-def num_classes(spec: Spec) -> int:
-    """How many outputs the spec's model has (the kept classes, or all of them)."""
-    return len(spec.classes) if spec.classes else NUM_CLASSES[spec.dataset]
-
-
 def val_size(spec: Spec) -> int:
     """How many validation images the spec's run is judged on (after `classes`):
     the n of `measures.gap_in_se`."""
@@ -122,12 +118,11 @@ def new_head(model: nn.Sequential, num_classes: int, spec: Spec | None = None, s
     3
     """
     net = copy.deepcopy(model)
-    old = net.out
-    head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
-    with torch.random.fork_rng(devices=[]):
+    head = nn.Linear(net.out.in_features, num_classes)
+    with torch.random.fork_rng(devices=[]):  # drawn on the CPU: the same head on every device
         torch.manual_seed(seed)
         init_weights(nn.Sequential(head), spec or Spec())
-    net.out = head
+    net.out = head.to(model_device(net))
     return net
 
 
@@ -166,10 +161,8 @@ def weight_change(before: nn.Module, after: nn.Module, layer: str = "fc1") -> fl
 def _seeded_model(spec: Spec, seed_offset: int = 0) -> nn.Sequential:
     """The spec's model, initialised from the spec's seed (plus an offset) without
     touching the global random state."""
-    shape, _ = LAYOUT[spec.dataset]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed + seed_offset)
-        return build_model(spec, shape, num_classes(spec))
+        return fresh_model(spec, seed_offset)
 
 
 def pretrain(source: Spec) -> Run:
@@ -196,7 +189,7 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     training. Without pretraining there is nothing to transfer. `keep_model` saves the
     trained weights with the run, so `run.model` is there when it is loaded again.
 
-    >>> run = transfer(few_labels(target, 100), source, "freeze")   # doctest: +SKIP
+    >>> run = transfer(labelled_spec(target, 100), source, "freeze")   # doctest: +SKIP
     """
     if mode == "scratch":
         return from_scratch(target, keep_model)
@@ -204,7 +197,7 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
         raise SpecError("mode", mode, f"one of {', '.join(MODES)}")
     if source is None:
         raise SpecError("source", source, f"a source Spec for mode={mode!r}")
-    k = num_classes(target)
+    k = target.num_classes
 
     def start() -> nn.Module:
         body = pretrain(source).model if pretrained else _seeded_model(source, 1)
@@ -222,14 +215,14 @@ def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[
     (labels, arm), the data of a "labels vs accuracy" plot. Each arm is the keyword
     arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`), plus, optionally,
     `body_lr_factor` for the target spec. Every arm at a given label count trains on
-    the same labelled examples for the same steps (`few_labels`).
+    the same labelled examples for the same steps (`labelled_spec`).
 
     >>> label_curve(target, [50, 500], {"scratch": dict(mode="scratch"),
     ...                                 "fine-tuned": dict(source=src, mode="finetune")})   # doctest: +SKIP
     """
     rows = []
     for n in labels:
-        spec = few_labels(target, n, steps)
+        spec = labelled_spec(target, n, steps)
         for name, arm in arms.items():
             kw = dict(arm)
             arm_spec = spec.replace(body_lr_factor=kw.pop("body_lr_factor", spec.body_lr_factor))
@@ -249,7 +242,7 @@ def mean_gap(acc: pd.DataFrame, arm: str, n_val: int, base: str = "from scratch"
     >>> round(mean_gap(acc, "tuned", n_val=5000), 2)
     1.27
     """
-    from .measures import gap_in_se
+    from ..measures import gap_in_se
     _columns(acc, arm, base)
     return float(sum(gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index) / len(acc.index))
 
@@ -285,9 +278,9 @@ def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
     ...         train_labels=[20, 50, 200], body_lr_factor=[0.1, 1.0])            # doctest: +SKIP
     """
     def view(spec: Spec) -> Any:
-        from .plots import curves
+        from ..plots import curves
         n = spec.train_labels or spec.train_size
-        s = few_labels(spec, n, steps)
+        s = labelled_spec(spec, n, steps)
         runs = {"from scratch": transfer(s, None, "scratch"),
                 f"fine-tuned (body LR x{s.body_lr_factor:g})": transfer(s, source, "finetune"),
                 "frozen body, new head only": transfer(s.replace(body_lr_factor=1.0), source, "freeze")}
@@ -356,11 +349,11 @@ def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
     """The spec's run from its random init: `run_cached(spec)`, the same run (and cache
     entry) every other notebook gets for this spec.
 
-    >>> from_scratch(few_labels(target, 50)).final["val_acc"]   # doctest: +SKIP
+    >>> from_scratch(labelled_spec(target, 50)).final["val_acc"]   # doctest: +SKIP
     """
     return run_cached(spec, model=keep_model)
 
 
-__all__ = ["MODES", "few_labels", "source_spec", "num_classes", "val_size", "new_head", "freeze",
+__all__ = ["MODES", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
            "weight_change", "pretrain", "transfer", "label_curve", "curve_view", "greedy_layerwise",
            "greedy_then_finetune", "from_scratch"]

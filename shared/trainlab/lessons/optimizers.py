@@ -18,18 +18,27 @@
 
 >>> effective_lr("bowl", path(Spec(optimizer="sgd", lr=0.03), "bowl", 5))["eff_x"].tolist()  # doctest: +SKIP
 [0.03, 0.03, 0.03, 0.03, 0.03]
+
+Also here: the 2-D test surfaces and the paths optimizers take on them, and
+L-BFGS against gradient descent on multinomial logistic regression (a second-order
+method on a small real problem).
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from .optim import build_optimizer
-from .spec import Spec, SpecError
-from .surfaces import SURFACES, draw, path, surface
+from ..device import to_model
+from ..models import fresh_model
+from ..optim import build_optimizer
+from ..spec import Spec, SpecError
 
 VIEW_STEPS = 200  # steps per surface in the Explore panel
 
@@ -76,8 +85,8 @@ def first_updates(spec: Spec, optimizers: dict[str, Spec] | list[str], steps: in
     dict of label -> spec. One row per (label, step): the L2 norm of the change of all
     parameters in that step, and the loss before it.
     """
-    from .threads import run_threads
-    from .views import probe_batch
+    from ..data import probe_batch
+    from ..threads import run_threads
     if not (isinstance(steps, int) and 1 <= steps <= 1000):
         raise SpecError("steps", steps, "a whole number from 1 to 1000")
     specs = optimizers if isinstance(optimizers, dict) else {o: spec.replace(optimizer=o) for o in optimizers}
@@ -92,9 +101,8 @@ def first_updates(spec: Spec, optimizers: dict[str, Spec] | list[str], steps: in
 def _updates(label: str, s: Spec, x: torch.Tensor, y: torch.Tensor, classes: int, seed: int,
              steps: int) -> list[dict]:
     """The rows of `first_updates` for one optimizer."""
-    from .models import build_model
-    torch.manual_seed(seed)
-    model = build_model(s, tuple(x.shape[1:]), classes)
+    model = fresh_model(s.replace(seed=seed))
+    x, y = to_model(model, x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = build_optimizer(s, params)
     rows = []
@@ -115,7 +123,7 @@ def path_curves(tables: dict[str, pd.DataFrame], y: str, x: str = "step", logy: 
     """One line per table: column `y` against column `x` (a path's "step", a
     `fit_logistic` table's "iteration"), on a log y axis if asked (non-positive values
     are then left out)."""
-    from . import plots
+    from .. import plots
     fig, (ax,) = plots.figure(width=7.2) if ax is None else (ax.figure, [ax])
     for i, (label, t) in enumerate(tables.items()):
         if y not in t.columns or x not in t.columns:
@@ -138,8 +146,7 @@ def logistic_race(x: torch.Tensor, y: torch.Tensor, gd_lrs: tuple[float, ...] = 
     at each of `lbfgs_lrs` (1: its full quasi-Newton step), from the same start, on the
     harness's thread budget (so the seconds column is comparable between methods).
     Keys: "GD, lr 0.3", "L-BFGS" (lr 1), "L-BFGS, lr 0.01"."""
-    from .second_order import fit_logistic
-    from .threads import run_threads
+    from ..threads import run_threads
     out = {}
     with run_threads():
         for lr in gd_lrs:
@@ -161,7 +168,7 @@ def surfaces_view(spec: Spec, steps: int = VIEW_STEPS) -> Figure:
     """The spec's optimizer (with its lr, momentum, betas) for `steps` steps on every
     surface, side by side; each panel's title gives the final loss, or where the path
     left for infinity."""
-    from . import plots
+    from .. import plots
     fig, axes = plots.figure(ncols=len(SURFACES), width=4.4, height=3.6)
     label = f"{spec.optimizer}, lr {spec.lr:g}"
     if spec.optimizer in ("sgd", "nesterov", "rmsprop") and spec.momentum:
@@ -174,3 +181,163 @@ def surfaces_view(spec: Spec, steps: int = VIEW_STEPS) -> Figure:
     fig.suptitle(label)
     fig.tight_layout()
     return fig
+
+
+# --- Optimizers on 2-D test surfaces -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    start: tuple[float, float]
+    extent: tuple[float, float, float, float]  # x min, x max, y min, y max
+    minimum: tuple[float, float]
+    log_levels: bool = False  # contour levels on a log scale (for steep walls)
+
+
+SURFACES = {
+    "bowl": Surface("bowl", lambda x, y: (x ** 2 + 25 * y ** 2) / 2, (-4.0, 1.0), (-5, 5, -2, 2), (0.0, 0.0)),
+    "rosenbrock": Surface("rosenbrock", lambda x, y: (1 - x) ** 2 + 100 * (y - x ** 2) ** 2, (-1.5, 2.0),
+                          (-2, 2, -1, 3), (1.0, 1.0), log_levels=True),
+    "saddle": Surface("saddle", lambda x, y: (x ** 2 - y ** 2) / 2 + y ** 4 / 4, (-2.0, 1e-3), (-2.5, 2.5, -1.6, 1.6),
+                      (0.0, 1.0)),
+}
+
+
+def surface(name: str) -> Surface:
+    if name not in SURFACES:
+        raise SpecError("surface", name, "one of " + ", ".join(SURFACES))
+    return SURFACES[name]
+
+
+def path(spec: Spec, name: str, steps: int = 100, start: tuple[float, float] | None = None) -> pd.DataFrame:
+    """The spec's optimizer run for `steps` steps from `start` (the surface's own by
+    default): one row per point visited, with x, y, the loss there, the gradient norm
+    and the length of the step that led there (a NaN loss ends the path early).
+
+    >>> path(Spec(optimizer="adam", lr=0.1), "rosenbrock", steps=3).columns.tolist()   # doctest: +SKIP
+    ['step', 'x', 'y', 'loss', 'grad_norm', 'step_size']
+    """
+    s = surface(name)
+    if not (isinstance(steps, int) and 1 <= steps <= 100_000):
+        raise SpecError("steps", steps, "a whole number from 1 to 100000")
+    xy = torch.nn.Parameter(torch.tensor(start or s.start, dtype=torch.float64))
+    opt = build_optimizer(spec, [xy])
+    rows, last = [], xy.detach().clone()
+    for step in range(steps + 1):
+        loss = s.f(xy[0], xy[1])
+        opt.zero_grad()
+        loss.backward()
+        at = xy.detach()
+        rows.append({"step": step, "x": float(at[0]), "y": float(at[1]), "loss": float(loss.detach()),
+                     "grad_norm": float(xy.grad.norm()), "step_size": float((xy.detach() - last).norm())})
+        if not torch.isfinite(loss) or step == steps:
+            break
+        last = xy.detach().clone()
+        opt.step()
+    return pd.DataFrame(rows)
+
+
+def newton_path(name: str, steps: int = 5, start: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Newton's method, w <- w - H⁻¹ g, with the exact Hessian: on a quadratic it lands
+    on the minimum in one step, whatever the conditioning."""
+    s = surface(name)
+    w = torch.tensor(start or s.start, dtype=torch.float64)
+    rows = []
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        return s.f(v[0], v[1])
+
+    for step in range(steps + 1):
+        g = torch.autograd.functional.jacobian(f, w)
+        rows.append({"step": step, "x": float(w[0]), "y": float(w[1]), "loss": float(f(w)),
+                     "grad_norm": float(g.norm())})
+        if step == steps:
+            break
+        w = w - torch.linalg.solve(torch.autograd.functional.hessian(f, w), g)
+    return pd.DataFrame(rows)
+
+
+def draw(name: str, paths: dict[str, pd.DataFrame], ax=None, title: str | None = None) -> Figure:
+    """Contour lines of the surface with each path drawn over them (start: circle,
+    minimum: star). Axes are fixed to the surface's extent, so paths that leave it
+    show as lines running off the edge."""
+    from .. import plots
+    s = surface(name)
+    fig, (ax,) = plots.figure(width=6.0, height=4.2) if ax is None else (ax.figure, [ax])
+    x0, x1, y0, y1 = s.extent
+    gx, gy = torch.meshgrid(torch.linspace(x0, x1, 200), torch.linspace(y0, y1, 200), indexing="xy")
+    z = s.f(gx, gy)
+    if s.log_levels:
+        ax.contour(gx, gy, torch.log10(z + 1e-3), levels=20, cmap="Greys", linewidths=0.6)
+    else:
+        ax.contour(gx, gy, z, levels=20, cmap="Greys", linewidths=0.6)
+    for i, (label, p) in enumerate(paths.items()):
+        line, = ax.plot(p["x"], p["y"], ls=plots.LINESTYLES[i % len(plots.LINESTYLES)], lw=1.4, marker=".",
+                        ms=3, label=label)
+        ax.plot(p["x"].iloc[0], p["y"].iloc[0], "o", color=line.get_color(), ms=6)
+    ax.plot(*s.minimum, "*", color="black", ms=12)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y", title=title or s.name)
+    if paths:
+        ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    return fig
+
+
+def steps_to_reach(p: pd.DataFrame, loss: float) -> float:
+    """The first step at which the path's loss is below `loss` (inf if never)."""
+    below = p.index[p["loss"] < loss]
+    return float(p.loc[below[0], "step"]) if len(below) else float("inf")
+
+
+def timed(fn: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, float]:
+    """(fn(), seconds it took)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+# --- A second-order method: L-BFGS against gradient descent ------------------------------
+
+METHODS = ("gd", "lbfgs")
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, method: str, iterations: int, lr: float = 1.0,
+                 l2: float = 1e-4, seed: int = 0) -> pd.DataFrame:
+    """Full-batch logistic regression on (x, y) by gradient descent ("gd") or L-BFGS.
+
+    One row per iteration: the loss (cross-entropy plus l2/2 * ||W||²) after it, the
+    loss-and-gradient evaluations used so far and the seconds so far. For L-BFGS, `lr`
+    scales its quasi-Newton step (1, the default, is the full step).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: {method!r} is not allowed; expected one of {', '.join(METHODS)}")
+    if not (isinstance(iterations, int) and iterations >= 1):
+        raise ValueError(f"iterations: {iterations!r} is not allowed; expected a whole number >= 1")
+    g = torch.Generator().manual_seed(seed)
+    x = x.flatten(1).double()
+    classes = int(y.max()) + 1
+    # Drawn on the CPU generator, so a seed gives the same start on every device.
+    w = (torch.randn(x.shape[1], classes, generator=g, dtype=torch.float64, device="cpu") * 0.01)
+    w = w.to(x.device).requires_grad_(True)
+    b = torch.zeros(classes, dtype=torch.float64, device=x.device, requires_grad=True)
+    evals = 0
+
+    def closure() -> torch.Tensor:
+        nonlocal evals
+        evals += 1
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + l2 / 2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    # torch's default L-BFGS: unit steps along the quasi-Newton direction, no line search
+    # (one iteration per step() call, so the table has a row per iteration).
+    opt = (torch.optim.LBFGS([w, b], lr=lr, max_iter=1, history_size=10)
+           if method == "lbfgs" else torch.optim.SGD([w, b], lr=lr))
+    rows, start = [], time.perf_counter()
+    for it in range(1, iterations + 1):
+        opt.step(closure)
+        with torch.no_grad():
+            loss = float(F.cross_entropy(x @ w + b, y) + l2 / 2 * (w * w).sum())
+        rows.append({"iteration": it, "loss": loss, "evaluations": evals, "seconds": time.perf_counter() - start})
+    return pd.DataFrame(rows)

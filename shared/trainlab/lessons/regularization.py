@@ -9,19 +9,24 @@ understates how well a regularised network fits the images it trained on.
 >>> runs = {"none": run_cached(spec, model=True), "dropout 0.5": run_cached(spec.replace(dropout=0.5), model=True)}  # doctest: +SKIP
 >>> gap_table(runs)[["run", "loss_gap", "acc_gap"]]                                                                   # doctest: +SKIP
 >>> fig = regularization_view(spec.replace(weight_decay=5e-3))                                                       # doctest: +SKIP
+
+Also here: ensembles of trained models, which average their predicted probabilities.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
+from torch import nn
 
-from . import plots
-from .data import load_data
-from .run import Run
-from .spec import Spec, SpecError
-from .sweeps import run_cached
+from .. import plots
+from ..data import load_data
+from ..evaluation import outputs, score
+from ..run import Run
+from ..spec import Spec, SpecError
+from ..sweeps import run_cached
 
 ACC_RANGE = (0.0, 1.02)
 LOSS_RANGE = (1e-4, 10.0)
@@ -32,16 +37,9 @@ def clean_fit(run: Run) -> dict:
     augmentation) on its training, validation and test sets, and the gaps
     val - train (loss) and train - val (accuracy). Needs `run.model`
     (`run_cached(spec, model=True)` or `fit`)."""
-    from .train import evaluate
     if run.model is None:
         raise ValueError("run.model is None: load the run with run_cached(spec, model=True) to measure its fit")
-    data = load_data(run.spec)
-    train_loss, train_acc = evaluate(run.model, data.train_x, data.train_y)
-    val_loss, val_acc = evaluate(run.model, data.val_x, data.val_y)
-    test_loss, test_acc = evaluate(run.model, data.test_x, data.test_y)
-    return {"train_loss": train_loss, "val_loss": val_loss, "test_loss": test_loss,
-            "train_acc": train_acc, "val_acc": val_acc, "test_acc": test_acc,
-            "loss_gap": val_loss - train_loss, "acc_gap": train_acc - val_acc}
+    return score(run.model, load_data(run.spec))
 
 
 def gap_table(runs: Mapping[str, Run]) -> pd.DataFrame:
@@ -84,3 +82,22 @@ def regularization_view(spec: Spec) -> Figure:
                  f"val loss {last['val_loss']:.2f}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- Ensembles of trained models ---------------------------------------------------------
+
+def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Softmax outputs of `model` on x, in eval mode (the model's mode is restored)."""
+    return outputs(model, x, chunk).softmax(1)
+
+
+def ensemble_errors(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Error rate of each model, of their mean, and of the ensemble that averages
+    their probabilities. Raises ValueError naming `models` when there are none."""
+    if not models:
+        raise ValueError("models: [] is not allowed; expected at least one trained model")
+    probs = [probabilities(m, x) for m in models]
+    members = [float((p.argmax(1) != y).float().mean()) for p in probs]
+    together = torch.stack(probs).mean(0)
+    return {"members": members, "mean_member": sum(members) / len(members),
+            "ensemble": float((together.argmax(1) != y).float().mean())}

@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .spec import CHECKS, Spec, SpecError
-from .sweeps import run_cached
+from ..spec import CHECKS, Spec, SpecError
+from ..sweeps import run_cached
 
 Point = dict[str, Any]
 Objective = Callable[[Point], float]
@@ -469,7 +469,7 @@ def plot_projection(results: Mapping[str, SearchResult], name: str, objective: O
     """
     from collections import Counter
 
-    from .plots import figure
+    from ..plots import figure
     fig, (ax,) = figure(width=7.2, height=3.2 if objective is None else 4.2)
     first = next(iter(results.values())).space[name]
     rows = list(results.items())
@@ -505,7 +505,7 @@ def plot_best_so_far(table: pd.DataFrame, grids: Mapping[int, float] | None = No
 
     >>> plot_best_so_far(compare({"random": rs, "tpe": ts}), grids={9: g9.best_value})   # doctest: +SKIP
     """
-    from .plots import figure, legend_outside
+    from ..plots import figure, legend_outside
     fig, (ax,) = figure(width=7.2)
     for i, (method, t) in enumerate(table.groupby("method", sort=False)):
         n = int(t["n"].iloc[0])
@@ -524,7 +524,7 @@ def search_view(spec: Spec, lrs: Sequence[float] = (1e-5, 1e-4, 1e-3, 3e-3, 1e-2
     """The Explore panel's figure: validation accuracy against the learning rate
     (log axis) at the spec's other fields, with the spec's own point marked, and
     that run's training loss per step. Every run is cached."""
-    from .plots import figure
+    from ..plots import figure
     lrs = sorted(set(lrs) | {spec.lr})
     accs = []
     for lr in lrs:
@@ -556,7 +556,7 @@ def plot_values(results: Mapping[str, SearchResult], name: str, ylabel: str = "f
 
     >>> plot_values({"coarse": coarse, "fine": fine}, "lr")   # doctest: +SKIP
     """
-    from .plots import figure, legend_outside
+    from ..plots import figure, legend_outside
     fig, (ax,) = figure(width=7.2)
     for i, (label, res) in enumerate(results.items()):
         xs = np.array([p[name] for p in res.points], dtype=float)
@@ -583,7 +583,7 @@ def plot_seeds(values: Mapping[str, Sequence[float]], seeds: Sequence[int], ylab
 
     >>> plot_seeds({"lr 5e-3": [0.85, 0.84], "lr 1e-2": [0.84, 0.86]}, seeds=[0, 1])   # doctest: +SKIP
     """
-    from .plots import figure, legend_outside
+    from ..plots import figure, legend_outside
     fig, (ax,) = figure(width=7.2)
     seeds = list(seeds)
     for i, (label, vals) in enumerate(values.items()):

@@ -33,23 +33,24 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import plots
-from .device import seed_everything
-from .losses import LossFn
-from .models import build_model
-from .spec import Spec, SpecError
+from .. import plots
+from ..data import probe_batch
+from ..device import to_model
+from ..losses import LossFn
+from ..models import fresh_model  # noqa: F401  (notebook 00 calls sanity.fresh_model)
+from ..spec import Spec, SpecError
 
 OVERFIT_STEPS = 200          # steps on the one batch: enough for SGD at lr 0.1 to reach ~1e-3
 OVERFIT_LOSS_RANGE = (1e-4, 1e1)   # fixed y range of the panel: from near zero to well above ln 10
 PROBE_IMAGES = 512           # images the loss at initialisation is measured on
 
 
-def keep_classes(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def images_of_classes(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Only the examples of `classes`, relabelled 0..len(classes)-1 in the order given:
     a C-class task cut from a larger one.
 
     >>> x, y = torch.arange(6.0)[:, None], torch.tensor([0, 1, 2, 3, 1, 3])
-    >>> xs, ys = keep_classes(x, y, [3, 1])
+    >>> xs, ys = images_of_classes(x, y, [3, 1])
     >>> xs[:, 0].tolist(), ys.tolist()
     ([1.0, 3.0, 4.0, 5.0], [1, 0, 1, 0])
     """
@@ -63,12 +64,6 @@ def keep_classes(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tu
     if not keep.any():
         raise SpecError("classes", classes, "labels that occur in y")
     return x[keep], new[keep]
-
-
-def fresh_model(spec: Spec, input_shape: tuple[int, ...] = (1, 28, 28), num_classes: int = 10) -> nn.Sequential:
-    """The model `fit(spec)` would start from (same seed, same draws), with `num_classes` outputs."""
-    seed_everything(spec.seed)
-    return build_model(spec, input_shape, num_classes)
 
 
 @torch.no_grad()
@@ -85,7 +80,6 @@ def redraw_output(model: nn.Sequential, std: float) -> nn.Sequential:
 
 def probe_images(spec: Spec, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` real training images of the spec's dataset, scaled as the spec says, with labels."""
-    from .views import probe_batch
     x, y, _ = probe_batch(spec, n)
     return x, y
 
@@ -102,12 +96,12 @@ def init_loss(spec: Spec, classes: Sequence[int] | None = None, out_std: float |
     """
     x, y = images if images is not None else probe_images(spec, n)
     if classes is not None:
-        x, y = keep_classes(x, y, classes)
-    num_classes = len(classes) if classes is not None else 10
-    model = fresh_model(spec, tuple(x.shape[1:]), num_classes)
+        x, y = images_of_classes(x, y, classes)
+    model = fresh_model(spec, num_classes=len(classes) if classes is not None else None)
     if out_std is not None:
         redraw_output(model, out_std)
     model.eval()
+    x, y = to_model(model, x, y)
     return F.cross_entropy(model(x), y).item()
 
 
@@ -184,7 +178,7 @@ def l2_table(spec: Spec, lams: Sequence[float]) -> pd.DataFrame:
     reported loss is the loss at initialisation. Columns: lambda, the penalty
     ½λΣw² computed directly, and the two reported losses.
     """
-    from .train import fit
+    from ..train import fit
     one_step = spec.replace(epochs=1, subset=2 * spec.batch_size, val_fraction=0.5)
     rows = []
     for lam in lams:
@@ -212,7 +206,7 @@ def worst_element(f, *inputs: torch.Tensor, h: float = 1e-5) -> dict[str, float]
     >>> out["relative error"] < 1e-7, out["largest |gradient|"]
     (True, 12.0)
     """
-    from .gradcheck import numerical_gradient, relative_error
+    from ..gradcheck import numerical_gradient, relative_error
     xs = [x.detach().double().clone().requires_grad_(True) if x.is_floating_point() else x for x in inputs]
     checked = [x for x in xs if x.is_floating_point()]
     if not checked:
@@ -240,7 +234,7 @@ def overfit_view(spec: Spec) -> Figure:
     """The one-batch run of `overfit_spec(spec)` (cached): the training loss on the
     batch per step (log scale), and the accuracy on the batch against as many
     held-out images."""
-    from .sweeps import run_cached
+    from ..sweeps import run_cached
     one = overfit_spec(spec)
     run = run_cached(one)
     fig, axes = plots.figure(ncols=2, width=4.6)

@@ -15,22 +15,20 @@ labels shuffled among the training images (Zhang et al. 2017).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Iterable
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
-from . import plots
-from .capacity import parameter_count
-from .data import DataBundle, load_data
-from .measures import gap_in_se
-from .run import Run
-from .spec import TRAIN_SIZES, Spec
-from .sweeps import run_cached
-from .train import evaluate, fit
+from .. import plots
+from ..data import DataBundle, load_data
+from ..measures import gap_in_se
+from ..memory import parameter_count
+from ..run import Run
+from ..spec import TRAIN_SIZES, Spec
+from ..sweeps import run_cached
+from ..train import evaluate
 
 ACC_RANGE = (0.0, 1.02)   # accuracy axes, with room to see points at exactly 1
 DEPTH_MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -54,8 +52,7 @@ def train_accuracy(run: Run, data: DataBundle | None = None) -> float:
     if run.model is None:
         raise ValueError("the run has no model: train it with run_cached(spec, model=True) or fit(spec)")
     data = data if data is not None else load_data(run.spec)
-    device = next(run.model.parameters()).device
-    return evaluate(run.model, data.train_x.to(device), data.train_y.to(device))[1]
+    return evaluate(run.model, data.train_x, data.train_y)[1]
 
 
 def capacity_runs(specs: Iterable[Spec]) -> list[Run]:
@@ -150,26 +147,17 @@ def above_chance_in_se(accuracy: float, n: int, chance: float = 0.1) -> float:
     return (accuracy - chance) / math.sqrt(chance * (1 - chance) / max(n, 1))
 
 
-def shuffled_labels(data: DataBundle, seed: int) -> DataBundle:
-    """The same images with the training labels shuffled among them (a seeded
-    permutation: every class keeps its count, but a label says nothing about its
-    image). Validation and test labels stay true."""
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data.train_y), generator=g).to(data.train_y.device)
-    return dataclasses.replace(data, train_y=data.train_y[order])
-
-
 def random_label_run(spec: Spec) -> tuple[Run, float]:
     """Train `spec` on its training images with shuffled labels (Zhang et al. 2017).
 
     Returns the run (its validation accuracy is against the true labels) and its
-    final eval-mode accuracy on the shuffled training labels it was fitted to. Not
-    cached: the run cache knows specs, and the labels are not in the spec.
+    final eval-mode accuracy on the shuffled training labels it was fitted to. The
+    labels are shuffled by the spec field `fault="shuffled_labels"` (see
+    `trainlab.faults`), so the run is cached like any other.
     """
-    data = shuffled_labels(load_data(spec), seed=spec.seed + 1)
-    run = fit(spec, data=data, progress=False)
-    return run, train_accuracy(run, data)
+    run = run_cached(spec.replace(fault="shuffled_labels"), model=True)
+    return run, train_accuracy(run)
 
 
 __all__ = ["train_accuracy", "capacity_runs", "capacity_table", "capacity_plot", "capacity_view",
-           "shuffled_labels", "random_label_run", "split_sizes", "above_chance_in_se"]
+           "random_label_run", "split_sizes", "above_chance_in_se"]

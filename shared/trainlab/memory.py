@@ -20,11 +20,8 @@ import os
 
 import torch
 
-from .spec import NUM_CLASSES, Spec, SpecError
+from .spec import Spec, SpecError
 
-# What the data loaders produce for each dataset, known without loading it.
-# diabetes rows are ten features, counted here as ten 1x1 channels (only an MLP reads them).
-INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "diabetes": (10, 1, 1)}
 FLOAT_BYTES = 4
 # Autograd keeps each layer's input and (for most activations) output for the
 # backward pass, so a hidden layer costs about two copies of its activations.
@@ -38,8 +35,9 @@ def _layout(spec: Spec) -> tuple[list[tuple[int, int]], int]:
     An MLP unit reads all features of the layer below at one position; a CNN unit
     reads channels x 3 x 3 values at every pixel of the feature map.
     """
-    channels, size, _ = INPUT_SHAPES[spec.dataset]
-    features = math.prod(INPUT_SHAPES[spec.dataset])
+    shape = spec.input_shape + (1,) * (3 - len(spec.input_shape))  # a table's row as (features, 1, 1)
+    channels, size, _ = shape
+    features = math.prod(shape)
     blocks = []
     for _ in range(spec.depth):
         if spec.model == "mlp":
@@ -65,7 +63,7 @@ def parameter_count(spec: Spec) -> int:
     per_unit_norm = {"batch": 2, "batch_after": 2, "layer": 2, "group": 2, "weight": 1}.get(spec.norm, 0)
     blocks, out_features = _layout(spec)
     hidden = sum((fan_in + bias + per_unit_norm) * spec.width for fan_in, _ in blocks)
-    return hidden + (out_features + 1) * NUM_CLASSES.get(spec.dataset, 1)  # one output for regression
+    return hidden + (out_features + 1) * spec.num_classes
 
 
 def _state_buffers(spec: Spec) -> int:

@@ -15,6 +15,9 @@ of the weights every few dozen steps and one small forward pass per epoch. The
 ['lr_too_high']
 >>> diagnose(run)[0].evidence                                  # doctest: +SKIP
 {'diverged_at_step': 3, 'first_loss': 2.31, ...}
+
+Also here: notebook 14's gallery of broken runs, each breaking one thing, naming
+what the doctor should find and how to mend it.
 """
 from __future__ import annotations
 
@@ -26,9 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+from matplotlib.figure import Figure
 
-from .callbacks import Callback
+from ..callbacks import Callback
+from ..run import Run
+from ..spec import Spec
 
 # Thresholds, each with the reason it sits where it does.
 # Standardised inputs have mean 0 and std 1; raw pixels (0..255) have a mean near 33
@@ -104,64 +109,6 @@ class Measured:
     @classmethod
     def of(cls, run: Any) -> "Measured":
         return cls(run.steps, run.epochs, run.probes, dict(run.extra.get("vitals") or {}), run.diverged)
-
-
-class Vitals(Callback):
-    """Records what the doctor reads: a batch of inputs, the outputs, the step sizes.
-
-    `run.extra["vitals"]`: input_mean/input_std/input_absmax (the first training batch
-    as the model sees it), the task, num_classes and chance loss, `update_ratios`
-    (step, |dw| / |w| over the weight matrices, every ~1/25 of the run) and output
-    statistics on up to 512 validation examples after each epoch.
-    """
-
-    def __init__(self, samples: int = 25):
-        self.samples = samples
-
-    def before_fit(self, learner) -> None:
-        from .losses import chance_value
-        self.every = max(1, learner.total_steps // self.samples)
-        self.before: list[torch.Tensor] | None = None
-        self.weights = [p for p in learner.params if p.ndim >= 2]
-        classes = learner.classes
-        loss = learner.spec.loss_name if learner.extra.get("custom_loss") is None else "cross_entropy"
-        self.vitals = learner.extra["vitals"] = {
-            "task": "classification" if classes else "regression",
-            "num_classes": learner.data.num_classes,
-            "n_val": len(learner.data.val_y),
-            "chance_loss": chance_value(loss, learner.data.num_classes) if classes else math.nan,
-            "update_ratios": [],
-        }
-
-    def transform_batch(self, learner, xb: torch.Tensor) -> torch.Tensor:
-        if "input_mean" not in self.vitals:
-            x = xb.detach().float()
-            self.vitals.update(input_mean=x.mean().item(), input_std=x.std().item(),
-                               input_absmax=x.abs().max().item())
-        return xb
-
-    def before_step(self, learner) -> None:
-        due = learner.step % self.every == 0
-        self.before = [w.detach().clone() for w in self.weights] if due else None
-
-    def after_step(self, learner) -> None:
-        if self.before is None or learner.diverged:
-            return
-        moved = math.sqrt(sum(float((w.detach() - b).pow(2).sum()) for w, b in zip(self.weights, self.before)))
-        size = math.sqrt(sum(float(b.pow(2).sum()) for b in self.before))
-        if size > 0:
-            self.vitals["update_ratios"].append([learner.step - 1, moved / size])
-        self.before = None
-
-    def after_epoch(self, learner) -> None:
-        from .train import outputs
-        out = outputs(learner.model, learner.data.val_x[:512])
-        if len(out) == 0 or not torch.isfinite(out).all():
-            return
-        sums = out.sum(1)
-        prob_rows = ((out >= 0) & (out <= 1)).all(1) & ((sums - 1).abs() < 1e-3)
-        self.vitals.update(output_min=out.min().item(), output_max=out.max().item(),
-                           output_row_sum=sums.mean().item(), probability_rows=prob_rows.float().mean().item())
 
 
 # --- the checks ----------------------------------------------------------------------
@@ -396,8 +343,168 @@ class Doctor(Callback):
 
 
 def _probes_so_far(learner) -> pd.DataFrame | None:
-    from .probes import Probes
+    from ..probes import Probes
     for cb in learner.callbacks:
         if isinstance(cb, Probes) and getattr(cb, "rows", None):
             return pd.DataFrame(cb.rows)
     return learner.probes
+
+
+# --- A gallery of broken runs ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BrokenRun:
+    """One way to break a run: `breaks` the healthy spec, `fixes` the broken one."""
+
+    name: str
+    title: str
+    breaks: dict[str, Any]
+    expected: str
+    fixes: dict[str, Any] = field(default_factory=dict)
+
+    def broken(self, base: Spec) -> Spec:
+        return base.replace(**self.breaks)
+
+    def fixed(self, base: Spec) -> Spec:
+        """The broken spec with the fix applied (for most cases: the healthy base again)."""
+        undo = {k: getattr(base, k) for k in self.breaks}
+        return self.broken(base).replace(**{**undo, **self.fixes})
+
+
+CASES: tuple[BrokenRun, ...] = (
+    BrokenRun("healthy", "a healthy run", {}, "healthy"),
+    BrokenRun("lr_too_high", "learning rate far too high (Adam, lr 0.5)", {"lr": 0.5}, "lr_too_high"),
+    BrokenRun("lr_too_low", "learning rate far too low (Adam, lr 1e-6)", {"lr": 1e-6}, "lr_too_low"),
+    BrokenRun("unscaled_inputs", "raw pixels 0..255 as inputs", {"scale": "none"}, "unscaled_inputs"),
+    BrokenRun("dead_relus", "dead ReLUs (every bias starts at -5)", {"bias_init": -5.0}, "dead_units"),
+    # Mended by the init that suits a sigmoid, not by dropping the sigmoid: the lesson is the scale.
+    BrokenRun("saturated_sigmoids", "saturated sigmoids (weights drawn with std 1)",
+              {"activation": "sigmoid", "init": "normal", "init_std": 1.0}, "saturated_units",
+              {"activation": "sigmoid", "init": "xavier_normal"}),
+    BrokenRun("softmax_before_loss", "a softmax fed to cross-entropy", {"fault": "softmax_before_loss"},
+              "softmax_before_loss"),
+    BrokenRun("shuffled_labels", "training labels shuffled", {"fault": "shuffled_labels"}, "not_learning"),
+    BrokenRun("no_zero_grad", "zero_grad missing from the loop", {"fault": "no_zero_grad"}, "gradients_accumulate"),
+)
+
+
+def case(name: str) -> BrokenRun:
+    """The gallery case called `name` (ValueError naming the known ones otherwise)."""
+    for c in CASES:
+        if c.name == name:
+            return c
+    raise ValueError(f"case: {name!r} is not allowed; expected one of {', '.join(c.name for c in CASES)}")
+
+
+def codes(findings: list[Finding]) -> list[str]:
+    return [f.code for f in findings]
+
+
+@dataclass
+class Pair:
+    """One case trained broken and fixed, with the doctor's findings on both."""
+
+    case: BrokenRun
+    broken: Run
+    fixed: Run
+    found: list[Finding]
+    after_fix: list[Finding]
+
+    @property
+    def hit(self) -> bool:
+        """The doctor's first finding is the problem the case planted."""
+        return self.found[0].code == self.case.expected
+
+
+def train(base: Spec, cases: tuple[BrokenRun, ...] = CASES) -> dict[str, Pair]:
+    """Every case trained broken and fixed (through the run cache) and diagnosed.
+
+    >>> pairs = train(lesson.spec(depth=2, width=128, probe_every=10))   # doctest: +SKIP
+    >>> pairs["dead_relus"].found[0].code                                 # doctest: +SKIP
+    'dead_units'
+    """
+    from ..sweeps import run_cached
+    out = {}
+    for c in cases:
+        broken, fixed = run_cached(c.broken(base)), run_cached(c.fixed(base))
+        out[c.name] = Pair(c, broken, fixed, diagnose(broken), diagnose(fixed))
+    return out
+
+
+def table(pairs: dict[str, Pair]) -> pd.DataFrame:
+    """One row per case: what the doctor should find (`expected`), what it found first
+    and in all, whether the first finding is the expected one (`hit`), what it found
+    after the fix, and the validation accuracy before and after."""
+    return pd.DataFrame([{
+        "case": p.case.name, "expected": p.case.expected, "found": p.found[0].code,
+        "all_found": ", ".join(codes(p.found)), "hit": p.hit, "after_fix": ", ".join(codes(p.after_fix)),
+        "val_acc_broken": p.broken.final["val_acc"], "val_acc_fixed": p.fixed.final["val_acc"],
+    } for p in pairs.values()])
+
+
+def gallery(base: Spec, cases: tuple[BrokenRun, ...] = CASES) -> pd.DataFrame:
+    """`table(train(base, cases))`."""
+    return table(train(base, cases))
+
+
+def update_ratios(run: Run) -> pd.Series:
+    """|dw| / |w| per sampled step (the doctor's step-size evidence), indexed by step."""
+    rows = run.extra.get("vitals", {}).get("update_ratios", [])
+    return pd.Series([r for _, r in rows], index=[s for s, _ in rows], dtype=float)
+
+
+def plot(pairs: dict[str, Pair], ncols: int = 3) -> Figure:
+    """Small multiples: each case's training loss, broken against fixed, on a log scale,
+    titled with the doctor's first finding."""
+    from .. import plots
+    n = len(pairs)
+    rows = -(-n // ncols)
+    fig = _closed_figure(rows, ncols, (3.4 * ncols, 2.5 * rows))
+    axes = fig.axes
+    for ax, p in zip(axes, pairs.values()):
+        for run, label, style in ((p.fixed, "fixed", "-"), (p.broken, "broken", "-")):
+            loss = run.steps["loss"].clip(upper=1e4)
+            ax.plot(run.steps["step"], loss.rolling(5, min_periods=1).mean(), style, label=label,
+                    color="tab:green" if label == "fixed" else "tab:red", lw=1.2)
+            if run.diverged:
+                plots.mark_diverged(ax, float(run.steps["step"].iloc[-1]))
+        ax.set_yscale("log")
+        ax.set_title(f"{p.case.name}\ndoctor: {p.found[0].code}", fontsize=9,
+                     color="black" if p.hit else "red")
+        ax.tick_params(labelsize=7)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.supxlabel("step", fontsize=9)
+    fig.supylabel("training loss (log)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _closed_figure(rows: int, ncols: int, size: tuple[float, float]) -> Figure:
+    """A pyplot figure (so Jupyter renders it) already closed in pyplot (so it shows once)."""
+    import matplotlib.pyplot as plt
+    fig, _ = plt.subplots(rows, ncols, figsize=size, squeeze=False)
+    plt.close(fig)
+    return fig
+
+
+def doctor_view(spec: Spec) -> Figure:
+    """The run of `spec` (cached): training loss, the step-size ratio against the
+    healthy 1e-3, and the doctor's findings as the title (the Explore panel's view)."""
+    from ..sweeps import run_cached
+    run = run_cached(spec)
+    found = codes(diagnose(run))
+    fig = _closed_figure(1, 2, (9, 3.2))
+    left, right = fig.axes
+    left.plot(run.steps["step"], run.steps["loss"].clip(upper=1e4))
+    left.set(yscale="log", xlabel="step", title="training loss (log)")
+    ratios = update_ratios(run)
+    right.plot(ratios.index, ratios.values, "o-", ms=3)
+    right.axhspan(UPDATE_RATIO_LOW, UPDATE_RATIO_HIGH, color="tab:green", alpha=0.08)
+    right.axhline(1e-3, color="tab:green", ls="--", lw=1, label="1e-3, the rule of thumb")
+    right.set(yscale="log", ylim=(1e-8, 1e2), xlabel="step", title="|dw| / |w| per step")
+    right.legend(fontsize=8, loc="upper right")
+    fig.suptitle("doctor: " + ", ".join(found), fontsize=10)
+    fig.tight_layout()
+    return fig

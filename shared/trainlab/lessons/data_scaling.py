@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from . import plots
-from .spec import Spec, SpecError
-from .sweeps import run_cached
-from .tabular import mean_predictor_rmse
+from .. import plots
+from ..spec import Spec, SpecError
+from ..sweeps import run_cached
+from ..tabular import mean_predictor_rmse
 
 RMSE_RANGE = (30, 250)       # diabetes targets: a good fit is near 55, the mean predictor near 77
 GRAD_RANGE = (1e-2, 1e8)     # global gradient norm per step: standardised ~10, raw targets ~1e3 and up

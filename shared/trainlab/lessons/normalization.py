@@ -20,9 +20,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import plots
-from .spec import Spec
-from .sweeps import run_cached
+from .. import plots
+from ..device import to_model
+from ..spec import Spec
+from ..sweeps import run_cached
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -34,6 +35,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor) -> float:
     outputs. 0 for a model without mode-dependent layers (no BatchNorm, no dropout).
     The model itself is left untouched (train mode would update its running stats)."""
     m = copy.deepcopy(model)
+    x = to_model(m, x)
     out_eval = m.eval()(x)
     out_train = m.train()(x)
     scale = out_eval.std().item()
@@ -59,7 +61,7 @@ def running_stats_error(model: nn.Module, x: torch.Tensor, reset: bool = False) 
     hooks = [mod.register_forward_pre_hook(lambda mod, inp, name=name: seen.__setitem__(name, inp[0]))
              for name, mod in layers]
     try:
-        m(x)
+        m(to_model(m, x))
     finally:
         for h in hooks:
             h.remove()

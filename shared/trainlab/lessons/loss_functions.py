@@ -22,12 +22,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from . import plots
-from .data import load_data
-from .losses import chance_value, cross_entropy, one_hot_mse
-from .models import build_model
-from .spec import Spec
-from .sweeps import run_cached
+from .. import plots
+from ..data import load_data
+from ..evaluation import outputs
+from ..losses import chance_value, cross_entropy, one_hot_mse
+from ..models import fresh_model
+from ..spec import Spec
+from ..sweeps import run_cached
 
 
 def recalls(run: Any) -> list[float]:
@@ -127,8 +128,7 @@ def recall_view(spec: Spec) -> Figure:
 
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """The model's outputs on x, in eval mode, as float32."""
-    from .train import outputs
+    """The model's outputs on x, in eval mode, as float32 (on the model's device)."""
     return outputs(model, x, chunk)
 
 
@@ -155,9 +155,7 @@ def loss_at_init(spec: Spec, losses: Sequence[str] = ("cross_entropy", "mse")) -
     if spec.task != "classification":
         raise ValueError(f"loss_at_init needs a classification dataset, not {spec.dataset!r}")
     data = load_data(spec)
-    torch.manual_seed(spec.seed)
-    model = build_model(spec, data.input_shape, data.num_classes)
-    z = logits_of(model, data.val_x)
+    z = logits_of(fresh_model(spec), data.val_x)
     functions = {"cross_entropy": cross_entropy(), "mse": one_hot_mse()}
     rows = []
     for name in losses:

@@ -15,6 +15,9 @@ the best LR of a constant-LR sweep, where "an order of magnitude below the minim
 fell 2.4x-4x too low and the steepest slope of the curve was pulled down by the
 early steps, when the loss falls at any LR because the network is learning.
 
+Also here: `schedule_view`, the Explore panel of notebook 07 (a schedule's LR at
+every step, and the run it produces).
+
 >>> result = lr_find(Spec(optimizer="sgd", momentum=0.9, subset=5000))   # doctest: +SKIP
 >>> result.suggestion                                                      # doctest: +SKIP
 """
@@ -25,10 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from .callbacks import Callback
-from .optim import set_lr
-from .spec import Spec
+from .. import plots
+from ..callbacks import Callback
+from ..optim import set_lr
+from ..spec import Spec
+from ..sweeps import run_cached
 
 SUGGESTED_FRACTION = 0.25
 
@@ -72,7 +78,7 @@ def lr_find(spec: Spec, start: float = 1e-5, end: float = 10.0, steps: int = 100
         raise ValueError(f"start, end: {start!r}, {end!r} are not allowed; expected 0 < start < end")
     if steps < 10:
         raise ValueError(f"steps: {steps!r} is not allowed; expected at least 10")
-    from .train import fit
+    from ..train import fit
     epochs = math.ceil(steps / spec.steps_per_epoch)
     probe = _ExponentialLR(start, end, steps, beta, stop_factor)
     fit(spec.replace(epochs=epochs, schedule="constant", warmup_steps=0), callbacks=[probe], progress=False)
@@ -84,3 +90,8 @@ def lr_find(spec: Spec, start: float = 1e-5, end: float = 10.0, steps: int = 100
 def min_loss_lr(curve: pd.DataFrame) -> float:
     finite = curve[np.isfinite(curve["smoothed"])]
     return float(finite["lr"].loc[finite["smoothed"].idxmin()])
+
+
+def schedule_view(spec: Spec) -> Figure:
+    """The LR the schedule gives at every step, and the run it produces (cached)."""
+    return plots.run_panel(run_cached(spec), f"{spec.schedule} from lr {spec.lr:g}", show_schedule=True)

@@ -16,11 +16,13 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import plots
-from .measures import _hidden, gradient_growth
-from .models import build_model
-from .probes import DEAD_WHEN_NONPOSITIVE, layer_stats, weight_layers
-from .spec import Spec
+from .. import plots
+from ..data import probe_batch
+from ..device import to_model
+from ..measures import _hidden, gradient_growth
+from ..models import fresh_model
+from ..probes import DEAD_WHEN_NONPOSITIVE, layer_stats, weight_layers
+from ..spec import Spec
 
 # The init each activation is usually trained with: Xavier (Glorot & Bengio 2010) for
 # the S-shaped ones, He (He et al. 2015) for ReLU and its relatives, LeCun normal for
@@ -41,11 +43,9 @@ def paired(spec: Spec) -> Spec:
 
 def init_model(spec: Spec) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The spec's freshly initialised model and a batch of real training images with
-    their labels: the same model and batch `views.init_stats` measures."""
-    from .views import probe_batch
-    torch.manual_seed(spec.seed)
-    x, y, classes = probe_batch(spec)
-    return build_model(spec, tuple(x.shape[1:]), classes), x, y
+    their labels: the same model and batch `probes.init_stats` measures."""
+    x, y, _ = probe_batch(spec)
+    return fresh_model(spec), x, y
 
 
 def hidden_mean(stats: pd.DataFrame, column: str) -> float:
@@ -88,6 +88,7 @@ def one_sign_fraction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layer:
         raise ValueError(f"layer: {layer} is not allowed; expected 2 to {depth + 1} (a layer fed by a hidden "
                          f"layer's activations; {depth + 1} is the output layer)")
     w = weights[layer].weight
+    x, y = to_model(model, x, y)
     was_training = model.training
     model.train()
     fractions = []

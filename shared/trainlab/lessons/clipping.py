@@ -20,9 +20,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import plots
-from .spec import Spec
-from .sweeps import run_cached
+from .. import plots
+from ..device import to_model
+from ..optim import clip_gradients
+from ..spec import Spec
+from ..sweeps import run_cached
 
 GRAD_RANGE = (1e-2, 1e7)   # unclipped global gradient norm per step: well-scaled runs ~1-10, large init ~1e3 and up
 RMSE_RANGE = (30, 250)     # diabetes val RMSE: a good fit near 55, the mean predictor near 77
@@ -31,6 +33,7 @@ RMSE_RANGE = (30, 250)     # diabetes val RMSE: a good fit near 55, the mean pre
 def flat_gradient(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The gradient of `loss_fn(model(x), y)` with respect to every parameter, as one flat vector."""
     model.zero_grad(set_to_none=True)
+    x, y = to_model(model, x, y)
     loss_fn(model(x), y).backward()
     grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
     model.zero_grad(set_to_none=True)
@@ -42,12 +45,7 @@ def clip_vector(g: torch.Tensor, max_norm: float | None = None, max_value: float
     by global norm first (rescale when ||g|| > max_norm), then by value (clamp each
     element to [-max_value, max_value]). None leaves that kind off."""
     out = g.clone()
-    if max_norm is not None:
-        norm = out.norm()
-        if norm > max_norm:
-            out = out * (max_norm / norm)
-    if max_value is not None:
-        out = out.clamp(-max_value, max_value)
+    clip_gradients([out], max_norm, max_value)
     return out
 
 
