@@ -18,6 +18,7 @@ help:
 	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
 	@echo "make claims  every notebook on DATASETS x seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
+	@echo "make test-gpu  (on a CUDA machine) the unit suite and every notebook on the GPU, one line per notebook"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
 $(STAMP): pyproject.toml
@@ -58,6 +59,22 @@ test: data
 
 test-unit: data
 	$(PY) -m pytest -m "not notebook"
+
+# The same unit suite and every notebook with `device` resolving to cuda (the specs'
+# default, "auto", picks it): fails at once where torch sees no GPU. Notebooks run
+# one per core (smoke; PROFILE=quick for the quick profile), each printing
+# "held/total claims held (seconds)".
+GPU_PROFILE ?= smoke
+ifeq ($(origin PROFILE),command line)
+GPU_PROFILE := $(PROFILE)
+endif
+.PHONY: test-gpu
+test-gpu: data
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA device here')"
+	rm -rf $(TEST_RUNS)
+	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROGRESS=0 $(PY) -m pytest -m "not notebook and not browser" -n auto
+	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(GPU_PROFILE) --seeds 1 \
+	  --datasets mnist,fashion_mnist --out reports/gpu notebooks/*.ipynb
 
 # Needs Chromium (apt-get install -y chromium); playwright comes with the dev extra.
 .PHONY: test-browser

@@ -180,7 +180,7 @@ def test_fetch_command_with_the_mirror(tiny_cifar, fresh_root, capsys):
 
 def test_cnn_trains_end_to_end_and_beats_chance(tiny_cifar):
     spec = Spec(dataset="cifar10", model="cnn", depth=1, width=8, subset=tiny_cifar.train_size, epochs=3,
-                batch_size=10, lr=1e-2, device="cpu")
+                batch_size=10, lr=1e-2)
     run = trainlab.fit(spec, progress=False)
     final = run.summary()["final"]
     assert not run.diverged and run.epochs_completed == 3
@@ -196,7 +196,7 @@ def test_notebook_12s_cifar_path_pretrains_on_0_4_and_transfers_to_5_9(fresh_roo
     tiny_cifar = _served(write_tiny_cifar(tmp_path / "mirror", per_batch=100), monkeypatch)
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / "runs"))
     target = Spec(dataset="cifar10", model="cnn", depth=1, width=8, classes="5-9", subset=tiny_cifar.train_size,
-                  val_fraction=0.2, epochs=2, lr=1e-2, device="cpu")
+                  val_fraction=0.2, epochs=2, lr=1e-2)
     source = transfer.source_spec(target, "same", epochs=2)
     assert source.classes == (0, 1, 2, 3, 4) and source.dataset == "cifar10"
     pretrained = transfer.pretrain(source)

@@ -24,7 +24,7 @@ from trainlab.lessons.doctor import (
 )
 
 # The smoke profile's data with a small, probed MLP: about a second per run.
-BASE = Spec(subset=5000, val_fraction=0.4, epochs=2, depth=2, width=128, probe_every=10, device="cpu")
+BASE = Spec(subset=5000, val_fraction=0.4, epochs=2, depth=2, width=128, probe_every=10)
 
 # Runs built to show the codes the gallery does not cover.
 EXTRA = {

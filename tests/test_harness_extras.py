@@ -26,7 +26,7 @@ from trainlab.profiles import PROFILES, base_spec, by_profile, resolve_profile
 from trainlab.sweeps import cache_path
 from trainlab.widgets import control, explore
 
-TINY = Spec(subset=600, depth=1, width=32, epochs=1, batch_size=50, device="cpu")
+TINY = Spec(subset=600, depth=1, width=32, epochs=1, batch_size=50)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from trainlab.report import summarize_claims
 from trainlab.run import CorruptRunFile, Run
 from trainlab.spec import Spec
 
-TINY = Spec(subset=500, epochs=1, depth=1, width=16, batch_size=50, device="cpu")
+TINY = Spec(subset=500, epochs=1, depth=1, width=16, batch_size=50)
 SAVERS, SAVES_EACH = 8, 50
 
 

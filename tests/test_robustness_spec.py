@@ -18,7 +18,7 @@ from trainlab.evaluation import evaluate
 from trainlab.memory import check_fits, memory_estimate, parameter_count
 from trainlab.spec import INPUT_SHAPES
 
-TINY = Spec(subset=500, epochs=1, depth=1, width=16, batch_size=32, device="cpu")
+TINY = Spec(subset=500, epochs=1, depth=1, width=16, batch_size=32)
 
 
 # --- 1. numpy numbers --------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_train_accuracy_does_not_count_nan_outputs():
     y = torch.zeros(64, dtype=torch.long)
     data = DataBundle(train_x=x, train_y=y, val_x=x[:16], val_y=y[:16], test_x=x[:16], test_y=y[:16],
                       num_classes=10, mean=torch.zeros(1), std=torch.ones(1))
-    run = fit(Spec(subset=100, batch_size=32, epochs=1, device="cpu"), data=data, model=_nan_model(math.nan))
+    run = fit(Spec(subset=100, batch_size=32, epochs=1), data=data, model=_nan_model(math.nan))
     assert run.diverged
     assert run.epochs["train_acc"].iloc[0] == 0  # not the 1.0 that argmax over NaN gives
     assert math.isnan(run.final["val_acc"]) and math.isnan(run.final["test_acc"])

@@ -15,7 +15,7 @@ from trainlab.lessons import sanity
 from trainlab.sweeps import cache_path
 
 BASE = Spec(subset=5000, val_fraction=0.4, depth=2, width=64, batch_size=32, optimizer="sgd", lr=0.1,
-            momentum=0.0, schedule="constant", device="cpu")
+            momentum=0.0, schedule="constant")
 
 
 @pytest.fixture(autouse=True)

@@ -3,14 +3,16 @@ import math
 import pandas as pd
 import pytest
 import torch
+from trainlab.device import resolve_device
 from trainlab import Callback, EarlyStopping, Run, Spec, build_model, fit, layer_stats
 
-SMALL = Spec(subset=1200, depth=2, width=64, epochs=2, batch_size=64, device="cpu")
+SMALL = Spec(subset=1200, depth=2, width=64, epochs=2, batch_size=64)
 
 
 def test_fit_returns_a_complete_run(mnist_ready):
     run = fit(SMALL)
-    assert not run.diverged and run.epochs_completed == 2 and run.device == "cpu"
+    assert not run.diverged and run.epochs_completed == 2
+    assert run.device == str(resolve_device("auto"))  # the spec's device, chosen by the core
     assert list(run.steps.columns) == ["step", "epoch", "loss", "lr", "grad_norm"]
     assert len(run.steps) == SMALL.total_steps
     assert list(run.epochs.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]

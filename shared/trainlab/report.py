@@ -94,6 +94,16 @@ def _execute_one(notebook: Path, out_dir: Path, parameters: dict) -> float:
     return time.perf_counter() - t0
 
 
+def _held_text(path: Path) -> str:
+    """'held/total claims' of one executed notebook, from the claims file it wrote."""
+    import json
+    try:
+        rows = json.loads(path.read_text())["claims"]
+    except (OSError, ValueError, KeyError):
+        return "no claims recorded"
+    return f"{sum(bool(r['held']) for r in rows)}/{len(rows)} claims held"
+
+
 def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path,
                       workers: int | None = None, datasets: tuple[str, ...] = ("mnist", "fashion_mnist")) -> int:
     """Run every notebook once per dataset and seed and print, per claim, on how many
@@ -120,11 +130,12 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
                    for nb, dataset, seed in jobs}
         for future in as_completed(futures):
             nb, dataset, seed = futures[future]
+            held = _held_text(claims_dir / f"{nb.stem}-{profile}-{dataset}-seed{seed}.json")
             try:
-                print(f"ok      {nb.stem} {dataset} seed {seed} ({future.result():.0f}s)", flush=True)
+                print(f"ok      {nb.stem} {dataset} seed {seed}: {held} ({future.result():.0f}s)", flush=True)
             except Exception as e:  # the claims table is still written before the assertion
                 failed_runs.append(f"{nb.stem} {dataset} seed {seed}")
-                print(f"FAILED  {nb.stem} {dataset} seed {seed}: {_last_line(e)}", flush=True)
+                print(f"FAILED  {nb.stem} {dataset} seed {seed}: {held}: {_last_line(e)}", flush=True)
     summary = summarize_claims(claims_dir, profile)
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):

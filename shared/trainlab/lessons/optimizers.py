@@ -41,14 +41,17 @@ from ..optim import build_optimizer
 from ..spec import Spec, SpecError
 
 VIEW_STEPS = 200  # steps per surface in the Explore panel
+# Paths on the 2-D surfaces are two float64 numbers a step, never a network's data:
+# the CPU is exact and faster than a launch per step on any accelerator.
+SURFACE_DEVICE = "cpu"
 
 
 def gradients(name: str, p: pd.DataFrame) -> pd.DataFrame:
     """∂f/∂x and ∂f/∂y of the surface at every point of the path `p`."""
     s = surface(name)
-    xy = torch.tensor(p[["x", "y"]].to_numpy(), dtype=torch.float64, requires_grad=True)
+    xy = torch.tensor(p[["x", "y"]].to_numpy(), dtype=torch.float64, device=SURFACE_DEVICE, requires_grad=True)
     s.f(xy[:, 0], xy[:, 1]).sum().backward()
-    g = xy.grad.numpy()
+    g = xy.grad.cpu().numpy()
     return pd.DataFrame({"step": p["step"].to_numpy(), "gx": g[:, 0], "gy": g[:, 1]})
 
 
@@ -221,7 +224,7 @@ def path(spec: Spec, name: str, steps: int = 100, start: tuple[float, float] | N
     s = surface(name)
     if not (isinstance(steps, int) and 1 <= steps <= 100_000):
         raise SpecError("steps", steps, "a whole number from 1 to 100000")
-    xy = torch.nn.Parameter(torch.tensor(start or s.start, dtype=torch.float64))
+    xy = torch.nn.Parameter(torch.tensor(start or s.start, dtype=torch.float64, device=SURFACE_DEVICE))
     opt = build_optimizer(spec, [xy])
     rows, last = [], xy.detach().clone()
     for step in range(steps + 1):
@@ -242,7 +245,7 @@ def newton_path(name: str, steps: int = 5, start: tuple[float, float] | None = N
     """Newton's method, w <- w - H⁻¹ g, with the exact Hessian: on a quadratic it lands
     on the minimum in one step, whatever the conditioning."""
     s = surface(name)
-    w = torch.tensor(start or s.start, dtype=torch.float64)
+    w = torch.tensor(start or s.start, dtype=torch.float64, device=SURFACE_DEVICE)
     rows = []
 
     def f(v: torch.Tensor) -> torch.Tensor:
@@ -266,7 +269,8 @@ def draw(name: str, paths: dict[str, pd.DataFrame], ax=None, title: str | None =
     s = surface(name)
     fig, (ax,) = plots.figure(width=6.0, height=4.2) if ax is None else (ax.figure, [ax])
     x0, x1, y0, y1 = s.extent
-    gx, gy = torch.meshgrid(torch.linspace(x0, x1, 200), torch.linspace(y0, y1, 200), indexing="xy")
+    gx, gy = torch.meshgrid(torch.linspace(x0, x1, 200, device=SURFACE_DEVICE),
+                            torch.linspace(y0, y1, 200, device=SURFACE_DEVICE), indexing="xy")
     z = s.f(gx, gy)
     if s.log_levels:
         ax.contour(gx, gy, torch.log10(z + 1e-3), levels=20, cmap="Greys", linewidths=0.6)

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from trainlab.lessons import activations as activity
 from trainlab.spec import ACTIVATIONS, INITS, Spec
 
-SMALL = Spec(subset=1000, val_fraction=0.2, depth=10, width=64, device="cpu")
+SMALL = Spec(subset=1000, val_fraction=0.2, depth=10, width=64)
 
 
 def test_every_activation_has_a_paired_init():

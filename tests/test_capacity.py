@@ -12,8 +12,7 @@ from trainlab.measures import gap_in_se
 from trainlab.memory import parameter_count
 
 # 300 training and 300 validation images: a few seconds for a whole small grid.
-SMALL = Spec(subset=600, val_fraction=0.5, depth=1, width=64, epochs=8, batch_size=30, activation="leaky_relu",
-             device="cpu")
+SMALL = Spec(subset=600, val_fraction=0.5, depth=1, width=64, epochs=8, batch_size=30, activation="leaky_relu")
 
 
 @pytest.fixture(autouse=True)
