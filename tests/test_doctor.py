@@ -31,6 +31,8 @@ EXTRA = {
     "vanishing_gradients": dict(depth=8, activation="sigmoid", init="normal", init_std=0.01),
     "exploding_gradients": dict(depth=6, activation="linear", init="normal", init_std=0.3, optimizer="sgd", lr=1e-6),
     "overfitting": dict(subset=1000, val_fraction=0.5, epochs=30, width=256, batch_size=32, schedule="constant"),
+    # float32 overflows before the first step: the loss is NaN and no LR was tried
+    "not_finite_at_start": dict(depth=20, init="normal", init_std=100, scale="none"),
 }
 
 

@@ -50,10 +50,15 @@ def renumber(labels: torch.Tensor, classes: tuple[int, ...] | None) -> torch.Ten
 
     >>> renumber(torch.tensor([5, 9, 7]), (5, 6, 7, 8, 9)).tolist()
     [0, 4, 2]
+    >>> renumber(torch.tensor([5, 6]), (5, 6, 7, 8, 9)).tolist()   # 9 absent from this split
+    [0, 1]
     """
     if classes is None:
         return labels
-    table = torch.full((int(labels.max()) + 1,), -1, dtype=torch.long)
+    # Sized by the kept classes, not by what this split happens to hold: a small split
+    # without the highest kept class must still map every class it does hold.
+    size = max(max(classes), int(labels.max()) if len(labels) else 0) + 1
+    table = torch.full((size,), -1, dtype=torch.long)
     table[list(classes)] = torch.arange(len(classes))
     return table[labels]
 

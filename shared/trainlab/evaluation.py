@@ -69,7 +69,9 @@ def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tenso
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(x[i:i + chunk].to(device)).float() for i in range(0, len(x), chunk)])
+        # An empty x still goes through the model once: the answer is a (0, outputs) tensor.
+        starts = range(0, len(x), chunk) if len(x) else [0]
+        return torch.cat([model(x[i:i + chunk].to(device)).float() for i in starts])
     finally:
         model.train(was_training)
 
@@ -77,7 +79,7 @@ def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tenso
 def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                     chunk: int = 4096) -> list[float]:
     """The fraction of each class's examples the model labels correctly (NaN for a
-    class absent from y, or when the model outputs NaN)."""
+    class absent from y, for every class when y is empty, or when the model outputs NaN)."""
     preds = outputs(model, x, chunk).argmax(1)
     y = y.to(preds.device)
     out = []

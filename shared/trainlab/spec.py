@@ -43,6 +43,8 @@ INITS = (
 )
 NORMS = ("none", "batch", "layer", "group", "weight", "batch_after")
 OPTIMIZERS = ("sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adam_uncorrected")
+# The optimizers with a `momentum` argument; Adam's first moment is `betas[0]`.
+MOMENTUM_OPTIMIZERS = ("sgd", "nesterov", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "one_cycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Faults a lesson injects on purpose, to show what a broken run looks like (notebook 14):
@@ -315,6 +317,16 @@ class Spec:
         if self.optimizer == "nesterov" and self.momentum == 0:
             raise SpecError("momentum", self.momentum,
                             "a number > 0 when optimizer is 'nesterov' (Nesterov needs momentum)")
+        if self.momentum != 0 and self.optimizer not in MOMENTUM_OPTIMIZERS:
+            # Accepting it would train exactly as momentum=0 under another cache key.
+            raise SpecError("momentum", self.momentum,
+                            f"0 when optimizer is {self.optimizer!r} (it has no momentum term; "
+                            f"momentum applies to {', '.join(MOMENTUM_OPTIMIZERS)})")
+        if self.patience is not None and self.val_size == 0:
+            raise SpecError("patience", self.patience,
+                            f"None when the run has no validation examples (val_fraction={self.val_fraction} "
+                            f"of {self.subset or TRAIN_SIZES[self.dataset]} rounds to 0): early stopping "
+                            "watches the validation loss")
         if self.model == "cnn" and self.depth < 1:
             raise SpecError("depth", self.depth, "at least 1 conv block when model is 'cnn'")
         # BatchNorm1d normalises each unit over the batch: one example has no variance to
@@ -362,6 +374,9 @@ class Spec:
             raise SpecError("classes", self.classes, f"labels from 0 to {classes - 1} ({self.dataset} has {classes})")
         if self.rare_class is not None and self.rare_class >= classes:
             raise SpecError("rare_class", self.rare_class, f"a class from 0 to {classes - 1}, or None")
+        if self.rare_class is not None and self.classes is not None and self.rare_class not in self.classes:
+            # The cut would remove nothing: the class is not trained on at all.
+            raise SpecError("rare_class", self.rare_class, f"one of the kept classes {self.classes}, or None")
         if self.rare_class is None and self.rare_keep != 1.0:
             raise SpecError("rare_keep", self.rare_keep, "1.0 when rare_class is None (no class to cut)")
         if self.label_smoothing > 0 and self.loss == "mse":
@@ -393,11 +408,16 @@ class Spec:
         return "cross_entropy" if self.task == "classification" else "mse"
 
     @property
+    def val_size(self) -> int:
+        """Validation examples the split holds (before `classes` keeps some of them)."""
+        pool = self.subset or TRAIN_SIZES[self.dataset]
+        return round(self.val_fraction * pool)
+
+    @property
     def train_size(self) -> int:
         """Training examples after the validation split (before a `rare_class` cut,
         whose size depends on the data; the run counts its steps from the data)."""
-        pool = self.subset or TRAIN_SIZES[self.dataset]
-        return pool - round(self.val_fraction * pool)
+        return (self.subset or TRAIN_SIZES[self.dataset]) - self.val_size
 
     @property
     def steps_per_epoch(self) -> int:
@@ -493,6 +513,10 @@ def grid(base: Spec, **axes: Iterable[Any]) -> list[Spec]:
     >>> len(grid(Spec(), lr=[0.01, 0.1], batch_size=[32, 64, 128]))
     6
     """
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            # list("0.1") would sweep over the characters '0', '.', '1'
+            raise SpecError(name, values, f"a list of values to sweep over, e.g. {name}=[{values!r}]")
     lists = {name: list(values) for name, values in axes.items()}
     for name, values in lists.items():
         if not values:

@@ -29,7 +29,7 @@ from .data import load_data
 from .device import autocast, resolve_device, seed_everything
 from .evaluation import evaluate, outputs, recall_by_class  # noqa: F401  (outputs: re-exported)
 from .faults import fault_callbacks
-from .losses import LossFn, build_loss
+from .losses import LossFn, build_loss, chance_value
 from .memory import check_fits
 from .models import build_model
 from .optim import build_optimizer, global_grad_norm, param_groups
@@ -47,6 +47,25 @@ from .vitals import Vitals
 # stay within a few times their starting loss; the floor of 1 keeps a nearly perfect
 # start (a pretrained model at loss 0.01) from being stopped by ordinary noise.
 DIVERGENCE_FACTOR = 1000
+# Whatever the first loss, a loss this many times a blind guess's is divergence: a
+# start that is already absurd (N(0, 100) weights give 1e30) would otherwise set its
+# own yardstick and let the run "train" to 1e34. A blind guess scores ln C (2.3) for
+# cross-entropy and the targets' variance for regression; no lesson's run that still
+# learns starts within a factor 1e6 of it (N(0, 1) weights in a shallow MLP: ~1e3).
+ABSURD_FACTOR = 1e6
+
+
+def loss_ceiling(spec: Spec, data: DataBundle) -> float:
+    """The loss above which a step counts as diverged, whatever the first loss was.
+
+    >>> loss_ceiling(Spec(), data)   # doctest: +SKIP
+    2302585.09...
+    """
+    if data.task == "classification":
+        guess = chance_value(spec.loss_name, data.num_classes)
+    else:
+        guess = float(data.train_y.float().var()) if len(data.train_y) > 1 else 1.0
+    return ABSURD_FACTOR * max(guess, 1.0)
 
 
 class Learner:
@@ -83,7 +102,7 @@ class Learner:
         loss = self.loss.item()
         if self.first_loss is None:
             self.first_loss = loss
-        if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
+        if math.isfinite(loss) and loss <= min(DIVERGENCE_FACTOR * max(self.first_loss, 1.0), self.ceiling):
             self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.grad_norm = global_grad_norm(self.params)
@@ -105,6 +124,7 @@ class Learner:
         start = time.perf_counter()
         batches = torch.Generator().manual_seed(self.spec.seed)
         self.first_loss: float | None = None  # the yardstick for DIVERGENCE_FACTOR
+        self.ceiling = loss_ceiling(self.spec, self.data)
         self._call("before_fit")
         for epoch in range(self.spec.epochs):
             self.epoch, t0, losses, correct = epoch, time.perf_counter(), [], 0
@@ -177,7 +197,8 @@ def fit(spec: Spec, callbacks: Iterable[Callback] = (), *, data: DataBundle | No
     (they must match the spec); `model` trains a given model (e.g. a pretrained one)
     instead of building one; `loss` (a callable `loss(outputs, targets)`, mean over
     the batch) replaces the spec's loss, for training and for the validation and test
-    loss. A NaN or inf loss, or one 1000x its start, stops the run and sets `run.diverged`.
+    loss. A NaN or inf loss, one 1000x its start, or one 1e6x a blind guess's (`loss_ceiling`)
+    stops the run and sets `run.diverged`.
     The run uses as many CPU threads as there are free cores (`trainlab.threads`),
     at most `max_threads`.
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 from typing import Any, Callable, Sequence
 
-from .spec import CHOICES, Spec, SpecError
+from .spec import CHECKS, CHOICES, Spec, SpecError
 
 
 def control(spec: Spec, name: str, options: Sequence[Any] | None = None):
@@ -38,7 +39,9 @@ def control(spec: Spec, name: str, options: Sequence[Any] | None = None):
     if value not in options:
         options = sorted(options + [value]) if not isinstance(value, str) else options + [value]
     for o in options:  # a bad option fails here, not when a reader moves the slider
-        spec.replace(**{name: o})
+        CHECKS[name](name, o)
+    # An option valid on its own may still clash with another control's value (adam
+    # with momentum 0.9): the panel then says why instead of drawing (see explore).
     style = {"description_width": "initial"}
     if isinstance(value, str):
         return w.Dropdown(options=options, value=value, description=name, style=style)
@@ -83,7 +86,10 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
 
     def redraw(change: Any = None) -> Any:
         values = {name: c.value for name, c in controls.items()}
-        result = view(spec.replace(**values))
+        try:
+            result = view(spec.replace(**values))
+        except SpecError as e:  # a combination of slider values the harness refuses
+            result = w.HTML(f"<pre>not a valid combination: {html.escape(str(e))}</pre>")
         # Set the output as widget state rather than capturing it with `with out:`:
         # capture goes through the kernel's msg_id routing, which headless clients
         # (nbclient, so papermill and nbval) intermittently hang on (nbclient #312).

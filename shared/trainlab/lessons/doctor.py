@@ -172,9 +172,28 @@ def _median_update_ratio(m: Measured) -> float:
     return float(pd.Series(ratios).median()) if ratios else math.nan
 
 
+def _broken_at_start(m: Measured) -> bool:
+    """The first loss was already NaN or inf: the run stopped before any update."""
+    return m.diverged and len(m.steps) > 0 and not math.isfinite(float(m.steps["loss"].iloc[0]))
+
+
+def check_not_finite_at_start(m: Measured) -> Finding | None:
+    # No step was taken, so nothing about the learning rate was measured: say so
+    # instead of blaming it.
+    if not _broken_at_start(m):
+        return None
+    return Finding("not_finite_at_start", {"first_loss": float(m.steps["loss"].iloc[0]),
+                                           "input_absmax": m.vitals.get("input_absmax", math.nan)},
+                   "the loss was NaN or inf before any update, so the learning rate cannot be judged from this "
+                   "run: look for NaN or inf in the inputs, an init scale that overflows float32 (init_std), "
+                   "or a loss that takes the log of 0")
+
+
 def check_lr_too_high(m: Measured) -> Finding | None:
     ratio = _median_update_ratio(m)
     losses = m.steps["loss"] if len(m.steps) else pd.Series(dtype=float)
+    if _broken_at_start(m):
+        return None
     if m.diverged:
         return Finding("lr_too_high", {"diverged_at_step": int(len(losses) - 1), "first_loss": float(losses.iloc[0]),
                                        "last_loss": float(losses.iloc[-1]), "median_update_ratio": ratio},
@@ -286,11 +305,13 @@ def check_overfitting(m: Measured) -> Finding | None:
 
 
 CHECKS: list[Callable[[Measured], Finding | None]] = [
-    check_unscaled_inputs, check_softmax_before_loss, check_gradients_accumulate, check_lr_too_high,
+    check_unscaled_inputs, check_softmax_before_loss, check_gradients_accumulate, check_not_finite_at_start,
+    check_lr_too_high,
     check_lr_too_low, check_exploding_gradients, check_vanishing_gradients, check_dead_units,
     check_saturated_units, check_not_learning, check_overfitting,
 ]
-CODES = ("unscaled_inputs", "softmax_before_loss", "gradients_accumulate", "lr_too_high", "lr_too_low",
+CODES = ("unscaled_inputs", "softmax_before_loss", "gradients_accumulate", "not_finite_at_start", "lr_too_high",
+         "lr_too_low",
          "exploding_gradients", "vanishing_gradients", "dead_units", "saturated_units", "not_learning",
          "overfitting", "healthy")
 
@@ -301,10 +322,13 @@ def examine(m: Measured) -> list[Finding]:
     if found:
         return found
     e = m.epochs
+    fix = "nothing to fix; tune for more (learning rate, width, epochs) if you need it"
+    if not len(e) or e["val_loss"].isna().all():  # what a run without a validation set cannot show
+        fix += ("; this run had no validation set, so overfitting and learning nothing beyond chance "
+                "were not judged (give it val_fraction > 0)")
     return [Finding("healthy", {"last_train_loss": float(e["train_loss"].iloc[-1]) if len(e) else math.nan,
                                 "last_val_acc": float(e["val_acc"].iloc[-1]) if len(e) else math.nan,
-                                "median_update_ratio": _median_update_ratio(m)},
-                    "nothing to fix; tune for more (learning rate, width, epochs) if you need it")]
+                                "median_update_ratio": _median_update_ratio(m)}, fix)]
 
 
 def diagnose(run: Any) -> list[Finding]:

@@ -373,6 +373,11 @@ def refine(space: SpaceLike, center: Point, fraction: float = 0.25) -> dict[str,
     for n, ax in axes.items():
         if n not in center:
             raise SpecError("center", center, f"a point with a value for every axis (missing {n!r})")
+        value = center[n]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                or (ax.log and value <= 0):
+            raise SpecError(f"center[{n!r}]", value, "a finite number" + (" > 0 (the axis is on a log scale)"
+                                                                          if ax.log else ""))
         u = ax.to_unit(center[n])
         lo = min(max(u - fraction / 2, 0.0), 1.0 - fraction)
         out[n] = Axis(float(ax.from_unit(lo)) if not ax.integer else ax.from_unit(lo),
@@ -409,6 +414,7 @@ def compare(results: Mapping[str, Sequence[SearchResult]]) -> pd.DataFrame:
     """
     rows = []
     for method, searches in results.items():
+        _some_searches(f"results[{method!r}]", searches)
         curves = np.array([best_so_far(s.values) for s in searches], dtype=float)
         n = curves.shape[0]
         for t in range(curves.shape[1]):
@@ -416,6 +422,15 @@ def compare(results: Mapping[str, Sequence[SearchResult]]) -> pd.DataFrame:
             rows.append({"method": method, "trial": t + 1, "mean": float(np.nanmean(col)),
                          "se": float(np.nanstd(col, ddof=1) / math.sqrt(n)) if n > 1 else 0.0, "n": n})
     return pd.DataFrame(rows)
+
+
+def _some_searches(name: str, searches: Sequence[SearchResult]) -> None:
+    """Refuse an empty list of searches, or a search without trials: their best is undefined."""
+    if len(searches) == 0:
+        raise ValueError(f"{name}: [] is not allowed; expected at least one SearchResult")
+    for s in searches:
+        if len(s.values) == 0:
+            raise ValueError(f"{name}: a search with no trials ({s.method!r}) is not allowed; expected >= 1 trial")
 
 
 def best_of(results: Sequence[SearchResult], k: int | None = None) -> tuple[float, float]:
@@ -428,6 +443,7 @@ def best_of(results: Sequence[SearchResult], k: int | None = None) -> tuple[floa
     """
     if k is not None:
         _whole("k", k, "a whole number of trials >= 1, or None for all of them")
+    _some_searches("results", results)
     best = np.array([np.nanmax(np.array(r.values[:k], dtype=float)) for r in results])
     se = best.std(ddof=1) / math.sqrt(len(best)) if len(best) > 1 else 0.0
     return float(best.mean()), float(se)
