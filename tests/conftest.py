@@ -36,3 +36,13 @@ def mirror() -> Path:
         pytest.skip("no dataset mirror here (set TRAINLAB_MIRROR to the original MNIST files)")
     return folder
 
+
+@pytest.fixture
+def fresh_root(tmp_path, monkeypatch):
+    """An empty data root (TRAINLAB_DATA), with the in-memory dataset cache cleared
+    before and after, so a test sees only what it puts there."""
+    import trainlab.datasets as datasets
+    monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path / "data"))
+    datasets._raw.cache_clear()
+    yield tmp_path / "data"
+    datasets._raw.cache_clear()

@@ -33,14 +33,6 @@ REAL_TGZ_MD5 = "c58f30108f718f92721af3b95e74349a"  # the published md5 of cifar-
 
 
 @pytest.fixture
-def fresh_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path / "data"))
-    data_mod._raw.cache_clear()
-    yield tmp_path / "data"
-    data_mod._raw.cache_clear()
-
-
-@pytest.fixture
 def tiny_archive(tmp_path) -> TinyCifar:
     """The tiny archive in a mirror folder, with no table swapped: the real checks apply."""
     return write_tiny_cifar(tmp_path / "mirror")

@@ -45,14 +45,6 @@ def test_batches_are_a_seeded_permutation(mnist_ready):
     assert len(torch.cat(a)) == 400  # 450 training examples, the last partial batch dropped
 
 
-@pytest.fixture
-def fresh_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path / "data"))
-    data_mod._raw.cache_clear()
-    yield tmp_path / "data"
-    data_mod._raw.cache_clear()
-
-
 def test_mirror_folder_gives_the_real_files(fresh_root, mirror, monkeypatch):
     monkeypatch.setenv("TRAINLAB_MIRROR", str(mirror))
     cache = fetch("mnist")

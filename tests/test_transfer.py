@@ -201,3 +201,58 @@ def test_the_explore_view_draws_three_arms_for_its_slider_values(labels, factor)
     names = [line.get_label() for line in ax.get_lines()]
     assert f"{labels} labels" in ax.get_title()
     assert {"from scratch", f"fine-tuned (body LR x{factor:g})", "frozen body, new head only"} <= set(names)
+
+
+# --- issue 17: a source whose architecture differs from the target's ------------------------
+
+@pytest.mark.parametrize("change, fields", [
+    ({"width": 32}, "width"), ({"depth": 1}, "depth"), ({"norm": "layer"}, "norm"),
+    ({"activation": "tanh"}, "activation"), ({"dropout": 0.2}, "dropout"),
+    ({"model": "cnn", "depth": 1, "width": 4}, "model, depth, width"),
+    ({"dataset": "cifar10"}, "dataset"),
+])
+@pytest.mark.parametrize("mode, pretrained", [("finetune", True), ("freeze", True), ("freeze", False)])
+def test_a_source_of_another_architecture_is_refused_before_training(change, fields, mode, pretrained, monkeypatch):
+    def no_training(*a, **k):
+        raise AssertionError("trained although the architectures differ")
+    monkeypatch.setattr("trainlab.train.fit", no_training)
+    with pytest.raises(SpecError) as err:
+        transfer.transfer(TARGET, SOURCE.replace(**change), mode, pretrained=pretrained, keep_model=True)
+    assert err.value.field == fields
+    for name in fields.split(", "):  # the target's value is named next to the source's
+        assert f"{name}={getattr(TARGET, name)!r}" in str(err.value)
+
+
+def test_keep_model_reloads_without_warning_when_the_architectures_match(recwarn):
+    spec = transfer.labelled_spec(TARGET, 40, steps=4)
+    first = transfer.transfer(spec, SOURCE, "finetune", keep_model=True)
+    again = transfer.transfer(spec, SOURCE, "finetune", keep_model=True)
+    assert not [w for w in recwarn if "could not be read" in str(w.message)]
+    assert torch.equal(first.model.fc1.weight.cpu(), again.model.fc1.weight.cpu())
+    assert again.spec == spec
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_labelled_spec_refuses_a_bad_label_count(n):
+    with pytest.raises(SpecError) as err:
+        transfer.labelled_spec(TARGET, n)
+    assert err.value.field == "n" and repr(n) in str(err.value)
+
+
+def test_weight_change_names_the_layers_that_exist():
+    net = build_model(TARGET, (1, 28, 28), 5)
+    with pytest.raises(ValueError, match=r"layer: 'conv9' is not allowed.*'fc1', 'fc2', 'out'"):
+        transfer.weight_change(net, net, layer="conv9")
+    assert transfer.weight_change(net, net, layer="fc2") == 0.0
+
+
+def test_notebook_12_dataset_message_lists_cifar10():
+    from trainlab.lesson import start
+    with pytest.raises(SpecError, match="'mnist', 'fashion_mnist' or 'cifar10'") as err:
+        start("12_transfer_learning", "smoke", 0, "svhn", allow=("cifar10",))
+    assert err.value.field == "dataset"
+    with pytest.raises(SpecError) as err:  # a notebook that does not allow it still refuses it, and says so
+        start("00_sanity_checks", "smoke", 0, "cifar10")
+    assert "cifar10" not in err.value.allowed
+    with pytest.raises(SpecError, match="allow: 'diabetes'"):  # a table cannot go through an image notebook
+        start("12_transfer_learning", "smoke", 0, "mnist", allow=("diabetes",))

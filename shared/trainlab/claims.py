@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .storage import atomic_write
+
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
@@ -87,13 +89,13 @@ class Claims:
         formatted for reading."""
         out = os.environ.get("TRAINLAB_CLAIMS_DIR")
         if out:
-            tag = f"-{self.dataset}" if self.dataset else ""
-            path = Path(out) / f"{self.notebook}-{self.profile}{tag}-seed{self.seed}.json"
+            path = Path(out) / record_name(self.notebook, self.profile, self.dataset, self.seed)
+            text = json.dumps({"notebook": self.notebook, "profile": self.profile,
+                               "dataset": self.dataset, "seed": self.seed,
+                               "claims": _json_safe(self.rows)}, indent=1, allow_nan=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"notebook": self.notebook, "profile": self.profile,
-                                        "dataset": self.dataset, "seed": self.seed,
-                                        "claims": _json_safe(self.rows)},
-                                       indent=1, allow_nan=False))
+            # Atomically: a kernel killed mid-write must not leave a torn record for the summary.
+            atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         failed = [r for r in self.rows if not r["held"]]
         if failed:
             lines = [f"  {r['claim']}: measured {r['measured']:.4g}, needed {r['op']} {r['threshold']:.4g}"
@@ -101,6 +103,16 @@ class Claims:
             raise AssertionError(f"{len(failed)} of {len(self.rows)} claims failed:\n" + "\n".join(lines))
         from .tables import pretty
         return pretty(self.table, digits=4).set_properties(subset=["claim"], **{"text-align": "left"})
+
+
+def record_name(notebook: str, profile: str, dataset: str, seed: int | None) -> str:
+    """The file name `Claims.report` saves one run's claims under, in TRAINLAB_CLAIMS_DIR.
+
+    >>> record_name("04_weight_initialization", "smoke", "mnist", 0)
+    '04_weight_initialization-smoke-mnist-seed0.json'
+    """
+    tag = f"-{dataset}" if dataset else ""
+    return f"{notebook}-{profile}{tag}-seed{seed}.json"
 
 
 def _spare(measured: float, threshold: float, sign: float, log: bool) -> float:

@@ -17,10 +17,16 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .profiles import check_profile
-from .report import missing_notebooks
+from .report import check_out_dir, missing_notebooks
 from .spec import DATASETS, NUM_CLASSES, Spec, SpecError
+
+if TYPE_CHECKING:  # pandas and the sweep load only when a sweep runs
+    import pandas as pd
+
+    from .sweeps import Sweep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,12 +125,16 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 print(f"trainlab: {problem}", file=sys.stderr)
                 return 2
+            check_out_dir(Path(args.out))  # a file there would fail only after the first notebook ran
         elif args.command == "fetch":
             for name in args.datasets:
                 if name not in DATASETS:
                     raise SpecError("dataset", name, "one of " + ", ".join(DATASETS))
         elif args.command == "sweep":
             specs = sweep_specs(args)
+            if args.scheduler is not None:
+                from .workers import check_scheduler
+                check_scheduler(args.scheduler, "--scheduler")
         else:
             spec = Spec.from_strings(_given(args))
             if args.command == "doctor" and args.probe_every is None:
@@ -185,6 +195,17 @@ def _doctor(run, as_json: bool) -> int:
     return 0
 
 
+ACCURACY_COLUMNS = ("train_acc", "val_acc", "test_acc")
+
+
+def _sweep_table(result: Sweep) -> pd.DataFrame:
+    """The table a sweep prints. Accuracy means nothing for regression (it is NaN), so
+    a sweep of regression runs only shows their errors (val_rmse, test_rmse) instead."""
+    if result.runs and all(r.spec.task == "regression" for r in result.runs):
+        return result.table.drop(columns=[c for c in ACCURACY_COLUMNS if c in result.table.columns])
+    return result.table
+
+
 def _sweep(specs: list[Spec], args: argparse.Namespace) -> int:
     from .sweeps import SweepError, sweep
     try:
@@ -196,7 +217,7 @@ def _sweep(specs: list[Spec], args: argparse.Namespace) -> int:
     else:
         import pandas as pd
         with pd.option_context("display.width", 200, "display.max_rows", 1000):
-            print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            print(_sweep_table(result).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for f in failures:
         print(f"trainlab: run failed: {f}", file=sys.stderr)
     return 1 if failures else 0

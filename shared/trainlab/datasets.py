@@ -8,7 +8,10 @@ The cache is checked on every load (keys, dtypes, shapes, labels, a sha256 of it
 tensors) and rebuilt, with a warning, when it is damaged; extracted files that do
 not parse are extracted again from their md5-checked archives. Every file is
 written under a unique temp name and renamed into place, and the data root is
-checked to be writable before any work (storage.ensure_writable).
+checked to be writable, and to have room for the files, before any work
+(storage.ensure_writable, storage.ensure_space). Processes that fetch one dataset
+at once take turns (a lock file per dataset in the data root): the first builds the
+cache, the others wait for it and then read it.
 
 Where files come from:
 - `TRAINLAB_DATA`: the data root (default: `data/` in the repository).
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import pickle
 import shutil
@@ -44,6 +48,7 @@ from torchvision.datasets.utils import check_integrity, download_url
 
 from .spec import INPUT_SHAPES, NUM_CLASSES, TRAIN_SIZES
 from .storage import DataError, StorageError, atomic_write, ensure_writable  # noqa: F401  (re-exported)
+from .storage import ensure_space, exclusive_lock, free_bytes, human_size
 
 # v2: the cache holds a sha256 of its tensors and is verified on every load.
 CACHE_VERSION = 2
@@ -93,6 +98,7 @@ ORIGINALS: dict[str, Originals] = {
                                     "meta": dict(CIFAR10.meta)}),
 }
 CHECKSUM_KEY = "sha256"
+CACHE_OVERHEAD = 1 << 20  # torch.save's zip headers, the checksum, and slack
 # Errors torchvision's parsers raise on cut-short or garbled files (its idx reader
 # asserts on headers; CIFAR batches are pickles), plus ours for wrong shapes.
 PARSE_ERRORS = (RuntimeError, ValueError, AssertionError, KeyError, IndexError, EOFError, OSError,
@@ -283,9 +289,32 @@ def _read_cache(cache: Path, name: str) -> dict[str, torch.Tensor] | None:
 
 
 def _write_cache(cache: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write the verified tensors with their checksum; a failed write (a full disk
+    surfaces from torch.save as a RuntimeError, not an OSError) is one StorageError
+    naming the folder and the space the cache needs."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     payload = {**tensors, CHECKSUM_KEY: _digest(tensors)}
-    atomic_write(cache, functools.partial(torch.save, payload))
+    try:
+        atomic_write(cache, functools.partial(torch.save, payload))
+    except (OSError, RuntimeError) as e:
+        needed = sum(t.nbytes for t in tensors.values()) + CACHE_OVERHEAD
+        raise StorageError(f"could not write the dataset cache {cache.name} in {cache.parent} ({_reason(e)}); "
+                           f"it needs about {human_size(needed)} free there and the disk has "
+                           f"{human_size(free_bytes(cache.parent))}: free some space or set TRAINLAB_DATA "
+                           "to a folder on a disk with room") from None
+
+
+def _space_needed(name: str, root: Path) -> int:
+    """A conservative estimate of the bytes a build writes into `root`: the cache, plus
+    the archives and what is extracted from them when they are not there yet (each
+    about the size of the cache, compressed archives a little less)."""
+    image, _ = LAYOUT[name]
+    originals = ORIGINALS[name]
+    examples = originals.train_size + originals.test_size
+    cache = examples * (math.prod(image) + 8) + CACHE_OVERHEAD  # uint8 pixels and an int64 label each
+    files, _, dest = _resources(name, root)
+    present = all((dest / f).is_file() for f, _ in files)
+    return cache if present else 3 * cache
 
 
 def _parse_checked(name: str, root: Path) -> dict[str, torch.Tensor]:
@@ -373,8 +402,8 @@ def _reason(e: BaseException) -> str:
 
 
 def _build(name: str, root: Path) -> dict[str, torch.Tensor]:
-    """Get the original files into `root` (download or mirror), verify and parse them."""
-    _check_writable(name, root)
+    """Get the original files into `root` (download or mirror), verify and parse them
+    (the caller has checked that `root` can be written and has room)."""
     mirror = os.environ.get("TRAINLAB_MIRROR", "").strip()
     files, _, dest = _resources(name, root)
     source_ok = False
@@ -403,12 +432,32 @@ def _fetch(name: str, root: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     if name not in SOURCES:
         raise DataError(f"dataset: {name!r} is not known; expected one of {', '.join(SOURCES)}")
     cache = root / "cache" / f"{name}.v{CACHE_VERSION}.pt"
-    # A valid cache needs no write, so a read-only data root that holds one still works.
+    # A valid cache needs no write (and no lock), so a read-only data root that holds one still works.
+    seen = _stamp(cache)
     tensors = _read_cache(cache, name)
-    if tensors is None:
-        tensors = _build(name, root)
-        _write_cache(cache, tensors)
+    if tensors is not None:
+        return cache, tensors
+    _check_writable(name, root)
+    # Processes fetching at once used to extract into the same files and parse each
+    # other's half-written ones; now the first builds and the others wait, then read its cache.
+    with exclusive_lock(root / f".{name}.lock"):
+        if _stamp(cache) not in (None, seen):  # written (or replaced) while this process waited
+            tensors = _read_cache(cache, name)
+        if tensors is None:
+            ensure_space(root, _space_needed(name, root), "TRAINLAB_DATA", "data root",
+                         purpose=f"building the {name} cache")
+            tensors = _build(name, root)
+            _write_cache(cache, tensors)
     return cache, tensors
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from the next (inode, mtime, size), or None when it is absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def fetch(name: str, root: Path | None = None) -> Path:

@@ -11,6 +11,7 @@ embedded, nothing is fetched from a network.
 """
 from __future__ import annotations
 
+import glob
 import html
 import json
 import math
@@ -42,11 +43,8 @@ class Entry:
         profile, seed = params.get("profile", "?"), params.get("seed")
         claims: list[dict] = []
         if claims_dir is not None:
-            found = sorted(claims_dir.glob(f"{executed.stem}-{profile}-seed*.json"))
-            if seed is not None:
-                found = [f for f in found if f.name.endswith(f"-seed{seed}.json")]
-            if found:
-                saved = json.loads(found[-1].read_text())
+            saved = _recorded(claims_dir, executed.stem, profile, seed, params.get("dataset"))
+            if saved is not None:
                 claims, seed = saved["claims"], saved.get("seed", seed)
         return cls(executed.stem, _title(nb, executed.stem), _lesson(nb), _first_png(nb), seconds,
                    profile, seed, claims, failed)
@@ -66,6 +64,35 @@ class Entry:
             spare = c.get("spare")
             return spare if isinstance(spare, (int, float)) and math.isfinite(spare) else math.inf
         return min(self.claims, key=room)
+
+
+def _recorded(claims_dir: Path, notebook: str, profile: str, seed: int | None, dataset: str | None) -> dict | None:
+    """The newest claims record of `notebook` run with `profile`, whatever its dataset
+    and seed (records are named `<notebook>-<profile>[-<dataset>]-seed<seed>.json`),
+    narrowed to the run's seed and dataset where the notebook names them. Unreadable
+    records are passed over: the card then says "not recorded" instead of the gallery failing."""
+    found = []
+    for f in claims_dir.glob(f"{glob.escape(notebook)}-{glob.escape(str(profile))}-*seed*.json"):
+        try:
+            saved = json.loads(f.read_text(encoding="utf-8"))
+            stamp = f.stat().st_mtime_ns
+        except (OSError, ValueError):
+            continue
+        if _record_of(saved, notebook, profile, seed, dataset):
+            found.append((stamp, f.name, saved))
+    return max(found, key=lambda t: t[:2])[2] if found else None
+
+
+def _record_of(saved: object, notebook: str, profile: str, seed: int | None, dataset: str | None) -> bool:
+    """Whether a loaded record is a claims record of this run. The file name alone could
+    belong to another notebook whose name continues with '-<profile>'."""
+    if not (isinstance(saved, dict) and isinstance(saved.get("claims"), list)):
+        return False
+    if saved.get("notebook") != notebook or saved.get("profile") != profile:
+        return False
+    if seed is not None and saved.get("seed") != seed:
+        return False
+    return not dataset or saved.get("dataset") in (dataset, "")
 
 
 def _parameters(nb: dict) -> dict:

@@ -53,8 +53,14 @@ def start(name: str, profile: str, seed: int, dataset: str, *, allow: tuple[str,
     Bad parameters raise SpecError naming the parameter, before any work starts.
     `allow` names further datasets this notebook accepts (notebook 12: "cifar10").
     """
-    if dataset not in NUM_CLASSES or (dataset == "cifar10" and dataset not in allow):
-        raise SpecError("dataset", dataset, "'mnist' or 'fashion_mnist' (the sets every notebook is checked on)")
+    for extra in allow:
+        if extra not in NUM_CLASSES:
+            raise SpecError("allow", extra, "image datasets from " + ", ".join(map(repr, NUM_CLASSES)))
+    # Every notebook is checked on these two; `allow` adds this notebook's own.
+    accepted = ("mnist", "fashion_mnist", *(d for d in allow if d not in ("mnist", "fashion_mnist")))
+    if dataset not in accepted:
+        names = [repr(d) for d in accepted]
+        raise SpecError("dataset", dataset, f"{', '.join(names[:-1])} or {names[-1]} (the sets this notebook is checked on)")
     profile = resolve_profile(profile)
     base = base_spec(profile, dataset=dataset, seed=seed)  # validates seed too
     from .device import resolve_device

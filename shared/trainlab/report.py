@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 CELL_TIMEOUT = 3600  # no cell of a full run takes an hour; a hung kernel must not wait forever
@@ -94,9 +95,37 @@ def _execute_one(notebook: Path, out_dir: Path, parameters: dict) -> float:
     return time.perf_counter() - t0
 
 
-def _held_text(path: Path) -> str:
-    """'held/total claims' of one executed notebook, from the claims file it wrote."""
+def check_out_dir(out: Path) -> None:
+    """Raise SpecError naming `out` when it cannot be the output folder (a file, a path
+    through a file, a folder that cannot be written); called before any notebook runs.
+
+    >>> check_out_dir(Path("reports"))   # doctest: +SKIP
+    """
+    from .spec import SpecError
+    from .storage import StorageError, ensure_writable
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecError("out", str(out), "a folder, but this path is a file")
+    try:
+        ensure_writable(out, "--out", "output folder")
+    except StorageError as e:
+        raise SpecError("out", str(out), f"a folder that can be written ({e})") from None
+
+
+def _record_paths(claims_dir: Path, profile: str, notebook: str, dataset: str, seed: int) -> tuple[Path, Path]:
+    """Where one run's claims are recorded: under its dataset, or without one when the
+    notebook's Claims were not given it."""
+    from .claims import record_name
+    return (claims_dir / record_name(notebook, profile, dataset, seed),
+            claims_dir / record_name(notebook, profile, "", seed))
+
+
+def _held_text(path: Path, fallback: Path | None = None) -> str:
+    """'held/total claims' of one executed notebook, from the claims file it wrote
+    (`fallback` when `path` is missing)."""
     import json
+    if fallback is not None and not path.exists():
+        path = fallback
     try:
         rows = json.loads(path.read_text())["claims"]
     except (OSError, ValueError, KeyError):
@@ -120,6 +149,11 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
     jobs = [(nb, dataset, seed) for nb in notebooks for dataset in datasets for seed in seeds]
     workers = max(1, min(workers or usable_cores(), len(jobs)))
     claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
+    # An earlier call's record of the same run would be reported for a run that fails
+    # before its claims cell: this call's runs start from none.
+    for nb, dataset, seed in jobs:
+        for path in _record_paths(claims_dir, profile, nb.stem, dataset, seed):
+            path.unlink(missing_ok=True)
     # Children (and the kernels they start) inherit these.
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)
     os.environ.setdefault("TRAINLAB_THREADS", str(worker_share(workers)))
@@ -130,35 +164,43 @@ def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out
                    for nb, dataset, seed in jobs}
         for future in as_completed(futures):
             nb, dataset, seed = futures[future]
-            held = _held_text(claims_dir / f"{nb.stem}-{profile}-{dataset}-seed{seed}.json")
+            held = _held_text(*_record_paths(claims_dir, profile, nb.stem, dataset, seed))
             try:
                 print(f"ok      {nb.stem} {dataset} seed {seed}: {held} ({future.result():.0f}s)", flush=True)
             except Exception as e:  # the claims table is still written before the assertion
                 failed_runs.append(f"{nb.stem} {dataset} seed {seed}")
                 print(f"FAILED  {nb.stem} {dataset} seed {seed}: {held}: {_last_line(e)}", flush=True)
-    summary = summarize_claims(claims_dir, profile)
+    # Only this call's runs: records other calls left (more seeds, other notebooks) are not evidence here.
+    summary = summarize_claims(claims_dir, profile, runs=[(nb.stem, dataset, seed) for nb, dataset, seed in jobs])
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
         print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
     return 1 if failed_runs or not summary["held"].eq(summary["seeds"]).all() else 0
 
 
-def summarize_claims(claims_dir: Path, profile: str):
+def summarize_claims(claims_dir: Path, profile: str, runs: Iterable[tuple[str, str, int]] | None = None):
     """One row per (notebook, claim): on how many runs (dataset x seed) it held, and
     its worst run's measured value, margin and what that left to spare. A run whose
     measurement was NaN (saved as null) failed without a margin, so it counts as the
     worst; a claim NaN on every run shows held 0 and worst NaN.
 
-    >>> summarize_claims(Path("reports/seeds/claims"), "smoke")   # doctest: +SKIP
-    """
-    import json
+    `runs`: the (notebook, dataset, seed) records to read; by default every record of
+    `profile` in the folder. A record that cannot be read (torn, not a claims record)
+    is skipped with a warning naming it.
 
+    >>> summarize_claims(Path("reports/seeds/claims"), "smoke")   # doctest: +SKIP
+    >>> summarize_claims(Path("reports/seeds/claims"), "smoke", runs=[("04_weight_initialization", "mnist", 0)])  # doctest: +SKIP
+    """
     import pandas as pd
 
     from .claims import margin_text
+    if runs is None:
+        files = sorted(claims_dir.glob(f"*-{profile}-*seed*.json"))
+    else:  # a run that failed before its claims cell has no record: nothing to read
+        files = sorted({f for nb, dataset, seed in runs for f in _record_paths(claims_dir, profile, nb, dataset, seed)
+                        if f.is_file()})
     rows = [dict(r, notebook=d["notebook"], seed=d["seed"], dataset=d.get("dataset", ""))
-            for f in sorted(claims_dir.glob(f"*-{profile}-*seed*.json"))
-            for d in [json.loads(f.read_text())] for r in d["claims"]]
+            for f in files for d in [_read_record(f)] if d is not None for r in d["claims"]]
     keys = ["notebook", "claim"]
     columns = ["held", "seeds", "op", "threshold", "worst", "min_margin", "to_spare", "worst_run"]
     if not rows:  # every notebook failed before its claims cell: an empty summary, not a crash
@@ -177,3 +219,18 @@ def summarize_claims(claims_dir: Path, profile: str):
     worst["worst_run"] = [f"{d or '?'} seed {s}" for d, s in zip(worst["dataset"], worst["seed"])]
     return counts.join(worst[["op", "threshold", "measured", "margin", "to_spare", "worst_run"]].rename(
         columns={"measured": "worst", "margin": "min_margin"}))[columns]
+
+
+def _read_record(path: Path) -> dict | None:
+    """One saved claims record, or None, with a warning naming the file, when it cannot be read."""
+    import json
+    import warnings
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(d, dict) and isinstance(d.get("claims"), list) and "notebook" in d and "seed" in d
+                and all(isinstance(r, dict) for r in d["claims"])):
+            raise ValueError("not a claims record (an object with notebook, seed and a list of claims)")
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        warnings.warn(f"claims record {path} cannot be read ({type(e).__name__}: {e}); skipped", stacklevel=3)
+        return None
+    return d

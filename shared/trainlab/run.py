@@ -165,6 +165,8 @@ class Run:
         except json.JSONDecodeError as e:
             raise CorruptRunFile(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}, "
                                        f"of {len(e.doc)} characters: torn or truncated?)") from e
+        except RecursionError:  # json's decoder recurses per level; no run nests more than a few
+            raise CorruptRunFile(path, "JSON nested too deeply to be a run (RecursionError)") from None
         if not isinstance(d, dict):
             raise CorruptRunFile(path, f"holds a JSON {type(d).__name__}, not an object with the keys "
                                        f"{', '.join(REQUIRED_KEYS)}")

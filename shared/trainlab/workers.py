@@ -7,10 +7,21 @@ torch thread pool); a cluster is `dask.distributed`, which already schedules,
 retries a task whose worker died and reports `KilledWorker` when it keeps dying.
 Workers return the finished `Run` (without its model); they never write the run
 cache, so a cluster's workers need no shared disk.
+
+A local worker exits when the process that started it dies, even by SIGKILL (a
+killed notebook kernel or `python -m trainlab sweep`): each worker holds several
+hundred MB and would otherwise train on, and keep multiprocessing's resource
+tracker alive, until its run ends.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import re
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -18,7 +29,7 @@ from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator
 
 from .run import Run
-from .spec import Spec
+from .spec import Spec, SpecError
 from .threads import usable_cores, worker_share
 
 Outcome = tuple[Spec, "Run | None", "str | None"]
@@ -51,6 +62,69 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+# --- scheduler addresses ---------------------------------------------------------------
+SCHEME = ("tcp", "tls", "ucx", "ws", "wss")  # Dask's network protocols
+SCHEDULER_FORMS = "a Dask scheduler address, host:port or tcp://host:port (or tls://, ucx://, ws://, wss://)"
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d+)")
+
+
+def check_scheduler(address: Any, field: str = "scheduler") -> Any:
+    """`address` when it is a usable scheduler address (or an object such as a
+    `distributed.Client`, which Dask checks itself); SpecError naming `field`
+    otherwise. Checked before any work: Dask's own errors come only after the
+    cached runs are read, as a traceback, or after a 20 s connect timeout."""
+    if not isinstance(address, str):
+        if isinstance(address, (int, float, bool, bytes)):
+            raise SpecError(field, address, SCHEDULER_FORMS)
+        return address
+    match = _ADDRESS.fullmatch(address)
+    if (match is None or match["scheme"] not in (None, *SCHEME)
+            or not 1 <= int(match["port"]) <= 65535):
+        raise SpecError(field, address, SCHEDULER_FORMS)
+    return address
+
+
+# --- local workers die with their parent ---------------------------------------------------
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_WATCH_SECONDS = 0.5
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; False where that is
+    not available (other systems, no libc). SIGKILL, not SIGTERM: a worker holds
+    nothing to clean up (it never writes the run cache, and the thread ledger skips
+    dead pids), and a library's SIGTERM handler cannot keep it alive."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this process once its parent is gone (it is then re-parented, so the
+    parent pid changes). The fallback where prctl is absent."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_WATCH_SECONDS)
+    os._exit(1)  # no cleanup to run, and a busy main thread must not delay it
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when `parent` (the pool's process) dies.
+
+    Never raises: an initializer that fails breaks the whole pool."""
+    _set_parent_death_signal()
+    if os.getppid() != parent:  # it died before the signal was set: nothing would send it
+        os._exit(1)
+    watch = threading.Thread(target=_watch_parent, args=(parent,), name="trainlab-parent-watch", daemon=True)
+    try:
+        watch.start()
+    except RuntimeError:  # no thread to spare: the worker still trains, the prctl signal still holds
+        return
+
+
 def in_process(specs: Iterable[Spec], task: Callable[..., Run] = train_remote) -> Iterator[Outcome]:
     for spec in specs:
         try:
@@ -73,7 +147,8 @@ def local_workers(specs: Iterable[Spec], workers: int, task: Callable[..., Run] 
     try:
         while queue or suspects or inflight:
             if pool is None:
-                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                           initializer=_die_with_parent, initargs=(os.getpid(),))
             limit = 1 if suspects else workers
             while len(inflight) < limit and (suspects or queue):
                 alone = bool(suspects)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import re
 from typing import Any, Callable, Iterable, Literal, Mapping
 
@@ -54,6 +55,8 @@ def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) ->
     >>> s.train_labels, s.batch_size, s.epochs
     (50, 25, 50)
     """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise SpecError("n", n, "a whole number of labelled examples >= 1 (the target's train_labels)")
     bs = max(1, min(batch_size, n // 2))
     per_epoch = n // bs
     return spec.replace(train_labels=n, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)))
@@ -152,12 +155,39 @@ def weight_change(before: nn.Module, after: nn.Module, layer: str = "fc1") -> fl
     >>> weight_change(pretrain(source).model, transfer(target, source, keep_model=True).model)  # doctest: +SKIP
     0.21
     """
-    w0 = dict(before.named_parameters())[f"{layer}.weight"].detach().cpu()
-    w1 = dict(after.named_parameters())[f"{layer}.weight"].detach().cpu()
+    weights = []
+    for net in (before, after):
+        params = dict(net.named_parameters())
+        if f"{layer}.weight" not in params:
+            have = [name[:-len(".weight")] for name in params if name.endswith(".weight")]
+            raise SpecError("layer", layer, f"one of the layers with weights {have}")
+        weights.append(params[f"{layer}.weight"].detach().cpu())
+    w0, w1 = weights
     return float((w1 - w0).norm() / w0.norm())
 
 
 # --- cached runs with given starting weights -----------------------------------------------
+# The fields that decide which layers a model has and what they compute. A transfer
+# trains the source's layers under the target's spec, so these must agree: otherwise
+# the run would record an architecture it did not train, and its saved weights would
+# not load into the target's model.
+ARCHITECTURE = ("model", "depth", "width", "norm", "activation", "dropout")
+
+
+def check_same_architecture(target: Spec, source: Spec) -> None:
+    """Raise SpecError naming every architecture field where `source` differs from
+    `target` (the input shape is named `dataset`: MNIST and Fashion-MNIST share one,
+    CIFAR-10 does not)."""
+    differ = [f for f in ARCHITECTURE if getattr(source, f) != getattr(target, f)]
+    if source.input_shape != target.input_shape:
+        differ.append("dataset")
+    if differ:
+        raise SpecError(", ".join(differ), {f: getattr(source, f) for f in differ},
+                        "a source with the target's architecture ("
+                        + ", ".join(f"{f}={getattr(target, f)!r}" for f in differ)
+                        + "): transfer trains the source's layers on the target")
+
+
 def _seeded_model(spec: Spec, seed_offset: int = 0) -> nn.Sequential:
     """The spec's model, initialised from the spec's seed (plus an offset) without
     touching the global random state."""
@@ -188,6 +218,8 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     random body drawn from another seed), then the same new head and the same
     training. Without pretraining there is nothing to transfer. `keep_model` saves the
     trained weights with the run, so `run.model` is there when it is loaded again.
+    The source must have the target's architecture (`check_same_architecture`):
+    the run is recorded, cached and reloaded under the target's spec.
 
     >>> run = transfer(labelled_spec(target, 100), source, "freeze")   # doctest: +SKIP
     """
@@ -197,6 +229,7 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
         raise SpecError("mode", mode, f"one of {', '.join(MODES)}")
     if source is None:
         raise SpecError("source", source, f"a source Spec for mode={mode!r}")
+    check_same_architecture(target, source)
     k = target.num_classes
 
     def start() -> nn.Module:
@@ -354,6 +387,6 @@ def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
     return run_cached(spec, model=keep_model)
 
 
-__all__ = ["MODES", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
+__all__ = ["MODES", "ARCHITECTURE", "check_same_architecture", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
            "weight_change", "pretrain", "transfer", "label_curve", "curve_view", "greedy_layerwise",
            "greedy_then_finetune", "from_scratch"]
