@@ -149,3 +149,14 @@ def test_a_slider_position_that_clashes_with_another_control_says_why():
     assert "not a valid combination" in shown and "momentum: 0.9" in shown
     optimizer.value = "rmsprop"
     assert "drawn rmsprop" in str(panel.children[1].outputs)
+
+
+def test_a_regression_run_reports_its_error_not_an_accuracy(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
+    flags = ["--dataset", "diabetes", "--target-scale", "standard", "--epochs", "2", "--batch-size", "32"]
+    assert main(["run", *flags, "--json"]) == 0
+    final = json.loads(capsys.readouterr().out)["final"]
+    assert set(final) == {"train_loss", "val_loss", "val_rmse", "test_rmse"} and final["test_rmse"] > 0
+    assert main(["run", *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "test_rmse" in printed and "acc" not in printed

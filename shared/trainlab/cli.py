@@ -104,8 +104,8 @@ def _print_table(summary: dict) -> None:
     fmt = lambda v: "nan" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"device {summary['device']}, {summary['epochs_completed']} epochs in {summary['seconds']:.1f}s"
           + (", DIVERGED" if summary["diverged"] else ""))
-    for k in ("train_loss", "val_loss", "val_acc", "test_acc"):
-        print(f"  {k:<10} {fmt(final[k])}")
+    for k, v in final.items():  # the run's headline metrics (Run.headline)
+        print(f"  {k:<10} {fmt(v)}")
 
 
 def main(argv: list[str] | None = None) -> int:

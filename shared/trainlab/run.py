@@ -105,12 +105,19 @@ class Run:
     # The trained model, for a notebook to probe or fine-tune; not saved with the run.
     model: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The final metrics that describe the run: accuracy for classification, the
+        error in the target's units (RMSE) for regression, where accuracy means nothing."""
+        if self.spec.task == "regression":
+            return ("train_loss", "val_loss", "val_rmse", "test_rmse")
+        return ("train_loss", "val_loss", "val_acc", "test_acc")
+
     def summary(self) -> dict[str, Any]:
         """The CLI's JSON object: spec, final metrics and how the run ended."""
         return _clean({
             "spec": self.spec.to_dict(),
-            "final": {k: self.final.get(k) for k in ("train_loss", "val_loss", "val_acc", "test_acc", "val_rmse")
-                      if k in self.final or k != "val_rmse"},  # val_rmse: regression runs only
+            "final": {k: self.final.get(k) for k in self.headline},
             "diverged": self.diverged,
             "epochs_completed": self.epochs_completed,
             "seconds": round(self.seconds, 3),
