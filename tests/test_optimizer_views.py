@@ -72,7 +72,7 @@ def test_first_updates_show_adams_bias_correction():
 
 
 def test_first_updates_from_names_start_from_one_initialisation():
-    spec = Spec(lr=0.01, momentum=0.9)
+    spec = Spec(optimizer="sgd", lr=0.01, momentum=0.9)
     t = first_updates(spec, ["sgd", "nesterov"], steps=2, batch=_batch())
     assert list(t.columns) == ["optimizer", "step", "loss", "update_norm"]
     first = t[t["step"] == 1].set_index("optimizer")["loss"]
