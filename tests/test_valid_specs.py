@@ -160,3 +160,8 @@ def test_a_regression_run_reports_its_error_not_an_accuracy(capsys, tmp_path, mo
     assert main(["run", *flags]) == 0
     printed = capsys.readouterr().out
     assert "test_rmse" in printed and "acc" not in printed
+
+
+def test_a_search_ranked_by_validation_accuracy_needs_a_validation_set():
+    with pytest.raises(SpecError, match="base.val_fraction: 0.0 .* validation accuracy"):
+        search.random_search(TINY.replace(val_fraction=0.0), {"lr": (1e-4, 1e-1, True)}, 4, seed=0)
