@@ -31,7 +31,7 @@ _EXPORTS = {
     "losses": ["build_loss", "chance_value"],
     "models": ["build_model", "fresh_model", "init_weights"],
     "optim": ["build_optimizer", "clip_gradients", "lr_at"],
-    "probes": ["Probes", "activation_stats", "init_stats", "layer_stats"],
+    "probes": ["Probes", "activation_stats", "fresh_probe", "init_stats", "layer_stats"],
     "run": ["CorruptRunFile", "Run"],
     "spec": ["Spec", "SpecError", "grid"],
     "sweeps": ["Sweep", "SweepError", "run_cached", "sweep"],

@@ -115,6 +115,25 @@ def record_name(notebook: str, profile: str, dataset: str, seed: int | None) -> 
     return f"{notebook}-{profile}{tag}-seed{seed}.json"
 
 
+def read_record(path: Path, *, quiet: bool = False) -> dict | None:
+    """One saved claims record (what `Claims.report` writes), or None when it cannot be
+    read or is not a claims record: with a warning naming the file, unless `quiet`.
+
+    >>> read_record(Path("reports/claims/04_weight_initialization-smoke-mnist-seed0.json"))  # doctest: +SKIP
+    """
+    import warnings
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not (isinstance(d, dict) and isinstance(d.get("claims"), list) and "notebook" in d and "seed" in d
+                and all(isinstance(r, dict) for r in d["claims"])):
+            raise ValueError("not a claims record (an object with notebook, seed and a list of claims)")
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        if not quiet:
+            warnings.warn(f"claims record {path} cannot be read ({type(e).__name__}: {e}); skipped", stacklevel=3)
+        return None
+    return d
+
+
 def _spare(measured: float, threshold: float, sign: float, log: bool) -> float:
     """The margin as a reader judges it: a fraction of the threshold, or, for log-scale
     quantities, orders of magnitude; positive when the claim holds."""

@@ -47,8 +47,16 @@ from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 from torchvision.datasets.utils import check_integrity, download_url
 
 from .spec import INPUT_SHAPES, NUM_CLASSES, TRAIN_SIZES
-from .storage import DataError, StorageError, atomic_write, ensure_writable  # noqa: F401  (re-exported)
-from .storage import ensure_space, exclusive_lock, free_bytes, human_size
+from .storage import (  # noqa: F401  (re-exported)
+    DataError,
+    StorageError,
+    atomic_write,
+    ensure_space,
+    ensure_writable,
+    exclusive_lock,
+    free_bytes,
+    human_size,
+)
 
 # v2: the cache holds a sha256 of its tensors and is verified on every load.
 CACHE_VERSION = 2

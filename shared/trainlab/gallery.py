@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .claims import margin_text
+from .claims import margin_text, read_record
 from .storage import atomic_write
 
 
@@ -73,21 +73,19 @@ def _recorded(claims_dir: Path, notebook: str, profile: str, seed: int | None, d
     records are passed over: the card then says "not recorded" instead of the gallery failing."""
     found = []
     for f in claims_dir.glob(f"{glob.escape(notebook)}-{glob.escape(str(profile))}-*seed*.json"):
+        saved = read_record(f, quiet=True)
         try:
-            saved = json.loads(f.read_text(encoding="utf-8"))
             stamp = f.stat().st_mtime_ns
-        except (OSError, ValueError):
+        except OSError:
             continue
-        if _record_of(saved, notebook, profile, seed, dataset):
+        if saved is not None and _record_of(saved, notebook, profile, seed, dataset):
             found.append((stamp, f.name, saved))
     return max(found, key=lambda t: t[:2])[2] if found else None
 
 
-def _record_of(saved: object, notebook: str, profile: str, seed: int | None, dataset: str | None) -> bool:
+def _record_of(saved: dict, notebook: str, profile: str, seed: int | None, dataset: str | None) -> bool:
     """Whether a loaded record is a claims record of this run. The file name alone could
     belong to another notebook whose name continues with '-<profile>'."""
-    if not (isinstance(saved, dict) and isinstance(saved.get("claims"), list)):
-        return False
     if saved.get("notebook") != notebook or saved.get("profile") != profile:
         return False
     if seed is not None and saved.get("seed") != seed:

@@ -130,11 +130,21 @@ class Probes(Callback):
         learner.probes = pd.DataFrame(self.rows)
 
 
+def fresh_probe(spec: Spec) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The spec's freshly initialised model (`fresh_model`) and a real batch with its
+    labels (`probe_batch`), both on the spec's device: what a lesson measures at init.
+
+    >>> model, x, y = fresh_probe(Spec(depth=10))   # doctest: +SKIP
+    """
+    x, y, _ = probe_batch(spec)
+    return fresh_model(spec), x, y
+
+
 def init_stats(spec: Spec) -> pd.DataFrame:
-    """`layer_stats` of the spec's freshly initialised model (`fresh_model`) on a real
-    batch (`probe_batch`): forward activations and backward gradient norms per layer.
+    """`layer_stats` of `fresh_probe(spec)`: forward activations and backward gradient
+    norms per layer of the freshly initialised model on a real batch.
 
     >>> init_stats(Spec(depth=20, init="normal", init_std=0.01))["act_std"].iloc[-1]   # doctest: +SKIP
     """
-    x, y, _ = probe_batch(spec)
-    return layer_stats(fresh_model(spec), x, spec.activation, y=y, depth=spec.depth)
+    model, x, y = fresh_probe(spec)
+    return layer_stats(model, x, spec.activation, y=y, depth=spec.depth)

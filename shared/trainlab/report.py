@@ -123,14 +123,14 @@ def _record_paths(claims_dir: Path, profile: str, notebook: str, dataset: str, s
 def _held_text(path: Path, fallback: Path | None = None) -> str:
     """'held/total claims' of one executed notebook, from the claims file it wrote
     (`fallback` when `path` is missing)."""
-    import json
+    from .claims import read_record
     if fallback is not None and not path.exists():
         path = fallback
-    try:
-        rows = json.loads(path.read_text())["claims"]
-    except (OSError, ValueError, KeyError):
+    record = read_record(path, quiet=True)
+    if record is None:
         return "no claims recorded"
-    return f"{sum(bool(r['held']) for r in rows)}/{len(rows)} claims held"
+    rows = record["claims"]
+    return f"{sum(bool(r.get('held')) for r in rows)}/{len(rows)} claims held"
 
 
 def claims_over_seeds(notebooks: list[Path], profile: str, seeds: list[int], out_dir: Path,
@@ -193,14 +193,14 @@ def summarize_claims(claims_dir: Path, profile: str, runs: Iterable[tuple[str, s
     """
     import pandas as pd
 
-    from .claims import margin_text
+    from .claims import margin_text, read_record
     if runs is None:
         files = sorted(claims_dir.glob(f"*-{profile}-*seed*.json"))
     else:  # a run that failed before its claims cell has no record: nothing to read
         files = sorted({f for nb, dataset, seed in runs for f in _record_paths(claims_dir, profile, nb, dataset, seed)
                         if f.is_file()})
     rows = [dict(r, notebook=d["notebook"], seed=d["seed"], dataset=d.get("dataset", ""))
-            for f in files for d in [_read_record(f)] if d is not None for r in d["claims"]]
+            for f in files for d in [read_record(f)] if d is not None for r in d["claims"]]
     keys = ["notebook", "claim"]
     columns = ["held", "seeds", "op", "threshold", "worst", "min_margin", "to_spare", "worst_run"]
     if not rows:  # every notebook failed before its claims cell: an empty summary, not a crash
@@ -219,18 +219,3 @@ def summarize_claims(claims_dir: Path, profile: str, runs: Iterable[tuple[str, s
     worst["worst_run"] = [f"{d or '?'} seed {s}" for d, s in zip(worst["dataset"], worst["seed"])]
     return counts.join(worst[["op", "threshold", "measured", "margin", "to_spare", "worst_run"]].rename(
         columns={"measured": "worst", "margin": "min_margin"}))[columns]
-
-
-def _read_record(path: Path) -> dict | None:
-    """One saved claims record, or None, with a warning naming the file, when it cannot be read."""
-    import json
-    import warnings
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        if not (isinstance(d, dict) and isinstance(d.get("claims"), list) and "notebook" in d and "seed" in d
-                and all(isinstance(r, dict) for r in d["claims"])):
-            raise ValueError("not a claims record (an object with notebook, seed and a list of claims)")
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        warnings.warn(f"claims record {path} cannot be read ({type(e).__name__}: {e}); skipped", stacklevel=3)
-        return None
-    return d

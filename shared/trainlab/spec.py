@@ -322,7 +322,7 @@ class Spec:
             raise SpecError("momentum", self.momentum,
                             f"0 when optimizer is {self.optimizer!r} (it has no momentum term; "
                             f"momentum applies to {', '.join(MOMENTUM_OPTIMIZERS)})")
-        if self.patience is not None and self.val_size == 0:
+        if self.patience is not None and self.val_split_size == 0:
             raise SpecError("patience", self.patience,
                             f"None when the run has no validation examples (val_fraction={self.val_fraction} "
                             f"of {self.subset or TRAIN_SIZES[self.dataset]} rounds to 0): early stopping "
@@ -408,8 +408,9 @@ class Spec:
         return "cross_entropy" if self.task == "classification" else "mse"
 
     @property
-    def val_size(self) -> int:
-        """Validation examples the split holds (before `classes` keeps some of them)."""
+    def val_split_size(self) -> int:
+        """Validation examples the split holds, before `classes` keeps some of them
+        (`lessons.transfer.val_size` counts what is left after)."""
         pool = self.subset or TRAIN_SIZES[self.dataset]
         return round(self.val_fraction * pool)
 
@@ -417,7 +418,7 @@ class Spec:
     def train_size(self) -> int:
         """Training examples after the validation split (before a `rare_class` cut,
         whose size depends on the data; the run counts its steps from the data)."""
-        return (self.subset or TRAIN_SIZES[self.dataset]) - self.val_size
+        return (self.subset or TRAIN_SIZES[self.dataset]) - self.val_split_size
 
     @property
     def steps_per_epoch(self) -> int:

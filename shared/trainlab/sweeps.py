@@ -31,7 +31,14 @@ from .data import data_root
 from .device import resolve_device
 from .run import CorruptRunFile, Run
 from .spec import Spec, SpecError
-from .storage import StorageError, ensure_space, ensure_writable, free_bytes, human_size, is_no_space
+from .storage import (
+    StorageError,
+    ensure_space,
+    ensure_writable,
+    free_bytes,
+    human_size,
+    is_no_space,
+)
 
 # Bump when a change to the harness changes the numbers a spec produces, or what a run records.
 # 5: weights files hold a sha256 of their tensors, checked on load.

@@ -27,7 +27,7 @@ from .callbacks import (
 )
 from .data import load_data
 from .device import autocast, resolve_device, seed_everything
-from .evaluation import evaluate, outputs, recall_by_class  # noqa: F401  (outputs: re-exported)
+from .evaluation import evaluate, recall_by_class
 from .faults import fault_callbacks
 from .losses import LossFn, build_loss, chance_value
 from .memory import check_fits

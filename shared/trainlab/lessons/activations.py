@@ -17,11 +17,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import plots
-from ..data import probe_batch
 from ..device import to_model
 from ..measures import _hidden, gradient_growth
-from ..models import fresh_model
-from ..probes import DEAD_WHEN_NONPOSITIVE, layer_stats, weight_layers
+from ..probes import DEAD_WHEN_NONPOSITIVE, fresh_probe, layer_stats, weight_layers
 from ..spec import Spec
 
 # The init each activation is usually trained with: Xavier (Glorot & Bengio 2010) for
@@ -41,11 +39,8 @@ def paired(spec: Spec) -> Spec:
     return spec.replace(init=PAIRED_INIT[spec.activation])
 
 
-def init_model(spec: Spec) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The spec's freshly initialised model and a batch of real training images with
-    their labels: the same model and batch `probes.init_stats` measures."""
-    x, y, _ = probe_batch(spec)
-    return fresh_model(spec), x, y
+# The model and batch `probes.init_stats` measures, under the name notebook 05 uses.
+init_model = fresh_probe
 
 
 def hidden_mean(stats: pd.DataFrame, column: str) -> float:

@@ -23,12 +23,12 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from ..data import DataBundle, load_data
+from ..evaluation import evaluate
 from ..measures import gap_in_se
 from ..memory import parameter_count
 from ..run import Run
 from ..spec import TRAIN_SIZES, Spec
 from ..sweeps import run_cached
-from ..train import evaluate
 
 ACC_RANGE = (0.0, 1.02)   # accuracy axes, with room to see points at exactly 1
 DEPTH_MARKERS = ("o", "s", "^", "D", "v", "P")

@@ -290,7 +290,7 @@ def _setup(base: Spec | None, space: SpaceLike, budget: int,
     if objective is None:
         if base is None:
             raise SpecError("objective", objective, "a function of a point, when there is no base spec")
-        if base.val_size == 0:  # every trial would score NaN, and the search would rank nothing
+        if base.val_split_size == 0:  # every trial would score NaN, and the search would rank nothing
             raise SpecError("base.val_fraction", base.val_fraction,
                             "> 0 with enough images for a validation set: the default objective ranks "
                             "points by validation accuracy (or pass an objective)")
