@@ -15,7 +15,9 @@ from trainlab.lessons.clipping import (
     clip_angle,
     clip_vector,
     clipping_view,
+    fit_and_catch,
     flat_gradient,
+    tail_norm,
 )
 
 matplotlib.use("Agg")
@@ -109,3 +111,22 @@ def test_the_view_draws_a_classification_run_on_an_accuracy_axis(tmp_path, monke
     fig = clipping_view(spec)
     assert fig.axes[0].get_ylim() == (0, 1)
     assert "val acc" in fig._suptitle.get_text() and "0% of steps clipped" in fig._suptitle.get_text()
+
+
+def test_fit_and_catch_returns_and_prints_the_clipping_warning(capsys):
+    run, warned = fit_and_catch(DIABETES.replace(clip_norm=1e-3))   # far below every norm: every step clipped
+    assert run.extra["clipping"]["clipped_fraction"] == 1.0
+    assert any("clip" in w for w in warned)
+    assert "UserWarning" in capsys.readouterr().out
+    quiet, none_warned = fit_and_catch(DIABETES.replace(target_scale="standard", clip_norm=1e9))
+    assert none_warned == [] and quiet.extra["clipping"]["clipped_fraction"] == 0.0
+
+
+def test_tail_norm_is_the_median_of_the_last_quarter_of_logged_norms():
+    run, _ = fit_and_catch(DIABETES.replace(target_scale="standard"))
+    norms = run.steps["grad_norm"].dropna()
+    assert tail_norm(run) == float(norms.iloc[3 * len(norms) // 4:].median())
+    assert tail_norm(run) != float(norms.iloc[: len(norms) // 4].median())
+    run.steps = run.steps.iloc[:0]
+    with pytest.raises(ValueError, match="grad_norm"):
+        tail_norm(run)

@@ -14,6 +14,7 @@ that turn, in degrees, between the gradient of a batch and its clipped copy.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -23,11 +24,41 @@ from torch import nn
 from .. import plots
 from ..device import to_model
 from ..optim import clip_gradients
+from ..run import Run
 from ..spec import Spec
 from ..sweeps import run_cached
 
 GRAD_RANGE = (1e-2, 1e7)   # unclipped global gradient norm per step: well-scaled runs ~1-10, large init ~1e3 and up
 RMSE_RANGE = (30, 250)     # diabetes val RMSE: a good fit near 55, the mean predictor near 77
+
+
+def fit_and_catch(spec: Spec) -> tuple[Run, list[str]]:
+    """Train `spec` (uncached) and return the run with the warnings the harness raised
+    while training it, which are also printed: the notebook shows them, the claims
+    count them.
+
+    >>> run, warned = fit_and_catch(spec.replace(clip_norm=1.0))   # doctest: +SKIP
+    UserWarning: gradient clipping ... clipped 100% of steps ...
+    """
+    from ..train import fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = fit(spec, progress=False)
+    for w in caught:
+        print(f"{w.category.__name__}: {w.message}")
+    return run, [str(w.message) for w in caught]
+
+
+def tail_norm(run: Run) -> float:
+    """Median unclipped gradient norm over the last quarter of the run's steps: where
+    the gradient's scale ended up, not where it started.
+
+    >>> tail_norm(run) / tail_norm(healthy)   # doctest: +SKIP
+    """
+    norms = run.steps["grad_norm"].dropna()
+    if norms.empty:
+        raise ValueError("run.steps has no logged grad_norm: the run recorded no steps")
+    return float(norms.iloc[3 * len(norms) // 4:].median())
 
 
 def flat_gradient(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
