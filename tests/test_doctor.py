@@ -13,6 +13,7 @@ import torch
 from test_cli import cli
 from trainlab import Spec, fit
 from trainlab.data import load_data
+from trainlab.models import build_model
 from trainlab.lessons.doctor import (
     CASES,
     CODES,
@@ -234,3 +235,18 @@ def test_gallery_plot_has_a_panel_per_case_titled_with_the_verdict(runs):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert len(titles) == len(CASES)
     assert all(f"doctor: {c.expected}" in t for c, t in zip(CASES, titles))
+
+
+def test_forgotten_eval_keeps_dropout_on_where_the_model_is_evaluated(runs):
+    spec = BASE.replace(dropout=0.5)
+    faulty, plain = build_model(spec.replace(fault="forgotten_eval")), build_model(spec)
+    assert list(faulty.state_dict()) == list(plain.state_dict())   # the same layers and weights, named alike
+    faulty.eval()
+    assert faulty.training and all(m.training for m in faulty.modules())
+    x = torch.randn(64, 1, 28, 28)
+    assert not torch.equal(faulty(x), faulty(x))                    # dropout still draws masks
+    plain.eval()
+    assert torch.equal(plain(x), plain(x))
+    # The vital the doctor reads: zero for a model in eval mode, dropout or not.
+    assert runs["forgotten_eval"].extra["vitals"]["eval_repeat_change"] > 0.01
+    assert fit(spec, progress=False).extra["vitals"]["eval_repeat_change"] == 0.0

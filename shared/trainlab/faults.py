@@ -7,7 +7,9 @@ the core knows a fault exists.
 
 - `shuffled_labels`: training labels permuted by the seed (validation and test stay true);
 - `softmax_before_loss`: a Softmax layer at the end, under a loss that applies its own;
-- `no_zero_grad`: gradients pile up from step to step, as when `zero_grad` is forgotten.
+- `no_zero_grad`: gradients pile up from step to step, as when `zero_grad` is forgotten;
+- `forgotten_eval`: the model ignores `model.eval()`, so dropout (and batch norm's batch
+  statistics) stay on whenever it is evaluated, as when a loop never calls `eval()`.
 
 >>> run = fit(Spec(fault="no_zero_grad"))   # doctest: +SKIP
 """
@@ -37,10 +39,22 @@ def label_fault(spec: Spec, train_y: torch.Tensor) -> torch.Tensor:
     return shuffled(train_y, spec.seed) if spec.fault == "shuffled_labels" else train_y
 
 
+class StaysInTraining(nn.Sequential):
+    """A Sequential whose `eval()` does nothing: what an evaluation loop that never calls
+    `model.eval()` sees. Only the class changes, so the layers, their names and the
+    saved weights are those of the model it replaces."""
+
+    def train(self, mode: bool = True) -> "StaysInTraining":
+        return super().train(True)
+
+
 def model_fault(spec: Spec, model: nn.Sequential) -> nn.Sequential:
-    """The model the spec trains: with a Softmax on top under `softmax_before_loss`."""
+    """The model the spec trains: with a Softmax on top under `softmax_before_loss`;
+    deaf to `eval()` under `forgotten_eval`."""
     if spec.fault == "softmax_before_loss":
         model.add_module("softmax", nn.Softmax(dim=1))
+    elif spec.fault == "forgotten_eval":
+        model.__class__ = StaysInTraining   # a subclass that adds no state: the swap is safe
     return model
 
 

@@ -50,7 +50,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # Faults a lesson injects on purpose, to show what a broken run looks like (notebook 14):
 # softmax applied before the cross-entropy, gradients never zeroed between steps, and
 # training labels shuffled across examples. Never use them for real work.
-FAULTS = ("none", "softmax_before_loss", "no_zero_grad", "shuffled_labels")
+FAULTS = ("none", "softmax_before_loss", "no_zero_grad", "shuffled_labels", "forgotten_eval")
 
 
 class SpecError(ValueError):

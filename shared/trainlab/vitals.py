@@ -23,7 +23,9 @@ class Vitals(Callback):
     `run.extra["vitals"]`: input_mean/input_std/input_absmax (the first training batch
     as the model sees it), the task, num_classes and chance loss, `update_ratios`
     (step, |dw| / |w| over the weight matrices, every ~1/25 of the run) and output
-    statistics on up to 512 validation examples after each epoch.
+    statistics on up to 512 validation examples after each epoch, with
+    `eval_repeat_change`: the largest change between two evaluations of them, in units
+    of the outputs' spread (0 for a model that really is in eval mode).
     """
 
     def __init__(self, samples: int = 25):
@@ -69,6 +71,11 @@ class Vitals(Callback):
         out = outputs(learner.model, learner.data.val_x[:512])
         if not torch.isfinite(out).all():
             return
+        # In eval mode a model is a fixed function, so a second pass must agree; one that
+        # does not still has dropout (or batch statistics) switched on where it is evaluated.
+        again = outputs(learner.model, learner.data.val_x[:512])
+        spread = out.std().item()
+        self.vitals["eval_repeat_change"] = (out - again).abs().max().item() / spread if spread > 0 else 0.0
         sums = out.sum(1)
         prob_rows = ((out >= 0) & (out <= 1)).all(1) & ((sums - 1).abs() < 1e-3)
         self.vitals.update(output_min=out.min().item(), output_max=out.max().item(),

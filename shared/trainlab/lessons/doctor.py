@@ -59,6 +59,9 @@ CHANCE_LOSS_SHARE, CHANCE_ACC_FACTOR = 0.97, 2.0
 # it grows (last tenth of the run over the first) and changes little from step to step
 # (healthy minibatch gradients differ by 10-25% between steps).
 GROWTH_FACTOR, SMOOTH_CHANGE = 4.0, 0.1
+# Two evaluations of the same batch in eval mode agree to float precision; a change of a
+# millionth of the outputs' spread is already more than rounding explains.
+EVAL_REPEAT_LIMIT = 1e-6
 # Overfitting: train accuracy this far above validation while validation loss climbs
 # this far above its best epoch.
 OVERFIT_GAP, OVERFIT_RISE = 0.1, 1.1
@@ -146,6 +149,17 @@ def check_softmax_before_loss(m: Measured) -> Finding | None:
                     "last_train_loss": float(m.epochs["train_loss"].iloc[-1]) if len(m.epochs) else math.nan},
                    "feed the loss raw logits: cross-entropy applies its own log-softmax, so a softmax "
                    "before it squeezes the logits into 0..1 and the loss cannot fall far below chance")
+
+
+def check_eval_mode_forgotten(m: Measured) -> Finding | None:
+    change = m.vitals.get("eval_repeat_change")
+    if change is None or not change > EVAL_REPEAT_LIMIT:
+        return None
+    return Finding("eval_mode_forgotten", {"eval_repeat_change": change,
+                                           "last_val_acc": float(m.epochs["val_acc"].iloc[-1]) if len(m.epochs) else math.nan},
+                   "call model.eval() before evaluating (and model.train() before training again): two "
+                   "evaluations of the same images disagree, so dropout or batch norm's batch statistics are "
+                   "still in training mode and every validation number is noisy and biased")
 
 
 def _grad_norms(m: Measured) -> pd.Series:
@@ -305,15 +319,15 @@ def check_overfitting(m: Measured) -> Finding | None:
 
 
 CHECKS: list[Callable[[Measured], Finding | None]] = [
-    check_unscaled_inputs, check_softmax_before_loss, check_gradients_accumulate, check_not_finite_at_start,
+    check_unscaled_inputs, check_softmax_before_loss, check_eval_mode_forgotten, check_gradients_accumulate,
+    check_not_finite_at_start,
     check_lr_too_high,
     check_lr_too_low, check_exploding_gradients, check_vanishing_gradients, check_dead_units,
     check_saturated_units, check_not_learning, check_overfitting,
 ]
-CODES = ("unscaled_inputs", "softmax_before_loss", "gradients_accumulate", "not_finite_at_start", "lr_too_high",
-         "lr_too_low",
-         "exploding_gradients", "vanishing_gradients", "dead_units", "saturated_units", "not_learning",
-         "overfitting", "healthy")
+CODES = ("unscaled_inputs", "softmax_before_loss", "eval_mode_forgotten", "gradients_accumulate",
+         "not_finite_at_start", "lr_too_high", "lr_too_low", "exploding_gradients", "vanishing_gradients",
+         "dead_units", "saturated_units", "not_learning", "overfitting", "healthy")
 
 
 def examine(m: Measured) -> list[Finding]:
@@ -409,6 +423,9 @@ CASES: tuple[BrokenRun, ...] = (
               "softmax_before_loss"),
     BrokenRun("shuffled_labels", "training labels shuffled", {"fault": "shuffled_labels"}, "not_learning"),
     BrokenRun("no_zero_grad", "zero_grad missing from the loop", {"fault": "no_zero_grad"}, "gradients_accumulate"),
+    # The fault only shows where eval mode changes something, so both arms keep dropout 0.5.
+    BrokenRun("forgotten_eval", "model.eval() forgotten, with dropout 0.5", {"fault": "forgotten_eval", "dropout": 0.5},
+              "eval_mode_forgotten", {"dropout": 0.5}),
 )
 
 
