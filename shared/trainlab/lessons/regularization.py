@@ -10,11 +10,17 @@ understates how well a regularised network fits the images it trained on.
 >>> gap_table(runs)[["run", "loss_gap", "acc_gap"]]                                                                   # doctest: +SKIP
 >>> fig = regularization_view(spec.replace(weight_decay=5e-3))                                                       # doctest: +SKIP
 
+How strong? `strength_sweep` trains each regulariser at several strengths, and
+`middle_advantage` says whether a middle strength beats both ends:
+
+>>> table = strength_sweep(spec)                         # doctest: +SKIP
+>>> middle_advantage(table, "weight_decay")              # doctest: +SKIP
+
 Also here: ensembles of trained models, which average their predicted probabilities.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -80,6 +86,103 @@ def regularization_view(spec: Spec) -> Figure:
     last = run.epochs.iloc[-1]
     fig.suptitle(f"{_setting(spec)}: final train acc {last['train_acc']:.3f}, val acc {last['val_acc']:.3f}, "
                  f"val loss {last['val_loss']:.2f}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def epochs_before_stop(losses: Sequence[float], patience: int) -> int:
+    """How many epochs the harness's early stopping (`patience`, no minimum change)
+    would train on a run whose per-epoch losses are `losses`: it stops once `patience`
+    epochs in a row bring no new lowest value. A run that early stopping did not cut
+    short has the same curve up to the stop, so its logged validation loss says when
+    the stop comes; the same rule applied to its training loss says what would happen
+    to a curve that does not rise.
+
+    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.75, 0.9, 1.1, 1.2], patience=3)
+    6
+    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.6], patience=3)
+    4
+    """
+    if patience < 1:
+        raise ValueError(f"patience: {patience!r} is not allowed; expected a whole number >= 1")
+    best, since = float("inf"), 0
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best:
+            best, since = loss, 0
+        else:
+            since += 1
+            if since >= patience:
+                return epoch
+    return len(losses)
+
+
+# --- How strong: too little, right, too much -----------------------------------------------
+
+# Each regulariser from off (0) to a strength that plainly costs fit; the ends are the
+# "too little" and "too much" of the notebook, everything between is a candidate "right".
+STRENGTHS: dict[str, tuple[float, ...]] = {
+    "weight_decay": (0.0, 0.005, 0.02, 0.1),
+    "dropout": (0.0, 0.1, 0.3, 0.5, 0.7),
+    "augment": (0.0, 0.5, 1.0),
+}
+
+
+def strength_sweep(base: Spec, strengths: Mapping[str, Sequence[float]] = STRENGTHS) -> pd.DataFrame:
+    """One row per regulariser and strength: `clean_fit` of the cached run with only that
+    field changed from `base` (strength 0 is `base` itself), with columns `regulariser`
+    and `strength`.
+
+    >>> table = strength_sweep(spec, {"dropout": (0.0, 0.3, 0.7)})   # doctest: +SKIP
+    >>> table.pivot(index="strength", columns="regulariser", values="val_loss")   # doctest: +SKIP
+    """
+    for field_name, values in strengths.items():   # every setting checked before anything trains
+        values = list(values)
+        if len(values) < 3 or values != sorted(values) or len(set(values)) != len(values):
+            raise SpecError(f"strengths[{field_name!r}]", values,
+                            "at least three distinct strengths in increasing order (too little, right, too much)")
+    specs = [(name, value, base.replace(**{name: value})) for name, values in strengths.items() for value in values]
+    return pd.DataFrame([{"regulariser": name, "strength": value, **clean_fit(run_cached(spec, model=True))}
+                         for name, value, spec in specs])
+
+
+def middle_advantage(table: pd.DataFrame, regulariser: str, metric: str = "val_loss") -> float:
+    """How far both ends of one regulariser's sweep sit above its best middle strength,
+    on a loss-like `metric` (lower is better): min(weakest / best middle, strongest /
+    best middle). Above 1, too little and too much are both worse than a strength in
+    between; at or below 1, one end is as good as any middle.
+
+    >>> t = pd.DataFrame({"regulariser": "dropout", "strength": [0, 0.3, 0.7], "val_loss": [0.5, 0.4, 0.6]})
+    >>> round(middle_advantage(t, "dropout"), 3)
+    1.25
+    """
+    part = table[table["regulariser"] == regulariser].sort_values("strength")
+    if len(part) < 3:
+        raise ValueError(f"regulariser: {regulariser!r} has {len(part)} strengths in the table; expected at least 3 "
+                         f"(known: {', '.join(sorted(table['regulariser'].unique()))})")
+    values = part[metric].to_numpy(dtype=float)
+    middle = values[1:-1].min()
+    return float(min(values[0] / middle, values[-1] / middle))
+
+
+def plot_strengths(table: pd.DataFrame, metrics: Sequence[str] = ("val_loss", "train_loss")) -> Figure:
+    """One panel per regulariser: each metric against its strength (evenly spaced, since
+    the strengths span orders of magnitude and include 0), on a log scale, with the
+    lowest point of each curve marked."""
+    names = list(dict.fromkeys(table["regulariser"]))
+    fig, axes = plots.figure(ncols=len(names), width=3.6)
+    for ax, name in zip(axes, names):
+        part = table[table["regulariser"] == name].sort_values("strength")
+        at = range(len(part))
+        for metric, style in zip(metrics, ("-o", "--s", ":^")):
+            values = part[metric].to_numpy(dtype=float)
+            ax.plot(at, values, style, ms=4, label=metric.replace("_", " "))
+            best = int(values.argmin())
+            ax.plot([best], [values[best]], "o", ms=10, mfc="none", color="black")
+        ax.set_yscale("log")
+        ax.set_xticks(list(at), [f"{v:g}" for v in part["strength"]])
+        ax.set(xlabel=name.replace("_", " "), title=name.replace("_", " "))
+    axes[0].set_ylabel("loss (log scale); circle: lowest")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
