@@ -15,6 +15,7 @@ from trainlab.lessons.optimizers import (
     gradients,
     iterations_to_reach,
     logistic_race,
+    lr_tuning,
     path,
     path_curves,
     surfaces_view,
@@ -118,3 +119,29 @@ def test_surfaces_view_draws_all_three_surfaces(spec, bowl_diverges):
     assert ("diverged" in titles[0]) == bowl_diverges
     assert all("diverged" in t or "after 150 steps" in t for t in titles)
     assert spec.optimizer in fig._suptitle.get_text()
+
+
+TINY = Spec(subset=600, val_fraction=0.5, epochs=1, depth=1, width=16, batch_size=50, schedule="constant")
+
+
+def test_lr_tuning_trains_every_factor_and_marks_one_best_lr_per_optimizer(mnist_ready, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
+    specs = {"SGD": TINY.replace(optimizer="sgd", lr=0.05), "Adam": TINY.replace(optimizer="adam", lr=1e-3)}
+    table = lr_tuning(specs, factors=(0.01, 1.0, 1000.0))            # 50: plain SGD diverges there
+    assert list(table["optimizer"]) == ["SGD"] * 3 + ["Adam"] * 3
+    assert table["lr"].tolist() == pytest.approx([5e-4, 0.05, 50.0, 1e-5, 1e-3, 1.0])
+    assert table.groupby("optimizer")["best"].sum().tolist() == [1, 1]
+    best = table[table["best"]].set_index("optimizer")
+    assert best.loc["SGD", "lr"] == pytest.approx(0.05) and best.loc["Adam", "lr"] == pytest.approx(1e-3)
+    diverged = table[table["diverged"]]
+    assert len(diverged) >= 1 and (diverged["val_acc"] == 0.1).all()      # a diverged run counts as chance
+
+
+@pytest.mark.parametrize("factors", [(), (1.0, 1.0), (0.0, 1.0), (1.0, float("inf"))])
+def test_lr_tuning_refuses_bad_factors_before_training(factors, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
+    with pytest.raises(SpecError, match="factors"):
+        lr_tuning({"SGD": TINY}, factors=factors)
+    with pytest.raises(SpecError, match="specs"):
+        lr_tuning({})
+    assert not any(tmp_path.iterdir())

@@ -78,6 +78,33 @@ def weight_norm(model: torch.nn.Module) -> float:
     return math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in model.parameters() if p.dim() > 1))
 
 
+def lr_tuning(specs: dict[str, Spec], factors: tuple[float, ...] = (1 / 3, 1.0, 3.0)) -> pd.DataFrame:
+    """Each named spec trained at its LR times every factor (one sweep, cached), one row
+    per optimizer and LR with the final validation accuracy and training loss; `best`
+    marks each optimizer's LR with the highest validation accuracy (a diverged run counts
+    as chance). Comparing optimizers at their best LRs, rather than at customary ones, keeps
+    a badly chosen LR from passing for a bad optimizer.
+
+    >>> table = lr_tuning({"Adam": base.replace(optimizer="adam", lr=1e-3)})   # doctest: +SKIP
+    >>> table[table["best"]]                                                   # doctest: +SKIP
+    """
+    from ..sweeps import sweep
+    if not specs:
+        raise SpecError("specs", specs, "at least one named spec")
+    if not factors or any(not (f > 0 and math.isfinite(f)) for f in factors) or len(set(factors)) != len(factors):
+        raise SpecError("factors", factors, "distinct finite numbers > 0 (multiples of each spec's lr)")
+    grid = [(name, spec.replace(lr=spec.lr * f)) for name, spec in specs.items() for f in factors]
+    runs = sweep([s for _, s in grid]).runs
+    table = pd.DataFrame([{"optimizer": name, "lr": s.lr, "diverged": run.diverged,
+                           "val_acc": run.final.get("val_acc", float("nan")) if not run.diverged else float("nan"),
+                           "train_loss": run.final.get("train_loss", float("nan"))}
+                          for (name, s), run in zip(grid, runs)])
+    chance = 1 / next(iter(specs.values())).num_classes
+    table["val_acc"] = table["val_acc"].fillna(chance)
+    table["best"] = table.index.isin(table.groupby("optimizer", sort=False)["val_acc"].idxmax())
+    return table
+
+
 def first_updates(spec: Spec, optimizers: dict[str, Spec] | list[str], steps: int = 5,
                   batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> pd.DataFrame:
     """The first `steps` updates of the spec's network, from one initialisation, on one
