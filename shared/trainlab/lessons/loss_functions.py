@@ -1,19 +1,23 @@
-"""Per-class recall, prediction confidence and the loss at initialisation: the
-numbers behind notebook 02 (loss functions), and its Explore view.
+"""Per-class recall, prediction confidence, calibration and the loss at
+initialisation: the numbers behind notebook 02 (loss functions), and its Explore view.
 
 A run of a classification spec reports `run.final["val_recall_<c>"]`, the fraction
 of class c's validation images it labels correctly. The functions here put those
 side by side for several runs (a table, grouped bars), summarise what a change cost
 the other classes, and measure two things a loss leaves in a trained network: how
 sure its predictions are (the mean largest softmax probability) and how large its
-logits have grown.
+logits have grown; and whether that sureness can be trusted: a reliability table
+(accuracy against mean confidence in equal-width confidence bins), its expected
+calibration error and its diagram.
 
 >>> recall_table({"plain": run_a, "weighted": run_b})          # doctest: +SKIP
 >>> recall_bars({"plain": run_a, "weighted": run_b}, rare=1)    # doctest: +SKIP
 >>> fig = recall_view(Spec(rare_class=1, rare_keep=0.02, class_weights="balanced"))  # doctest: +SKIP
+>>> expected_calibration_error(probabilities(model, data.val_x), data.val_y)  # doctest: +SKIP
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -175,3 +179,95 @@ def chance_ratio(value: float, loss: str, num_classes: int) -> float:
     """
     return value / chance_value(loss, num_classes)
 
+
+def probabilities(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's softmax probabilities on x, in eval mode, as a float32 CPU tensor (n, C)."""
+    return logits_of(model, x).softmax(1).cpu()
+
+
+def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> pd.DataFrame:
+    """The data of a reliability diagram: the predictions (argmax of `probs`, shape
+    (n, C)) grouped by their confidence (the largest probability) into `bins` bins of
+    equal width, (0, 1/bins], (1/bins, 2/bins], ... Per bin: its edges, how many
+    predictions fell in it, their mean confidence and the fraction of them that are
+    right (NaN for an empty bin). A calibrated model's accuracy equals its confidence
+    in every bin.
+
+    >>> probs = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55]])
+    >>> table = reliability(probs, torch.tensor([0, 1, 1, 0]), bins=2)
+    >>> table[["count", "confidence", "accuracy"]].round(3).values.tolist()
+    [[0.0, nan, nan], [4.0, 0.775, 0.5]]
+    """
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(f"probs: expected shape (n, C) with n = len(labels) = {len(labels)}, "
+                         f"got {tuple(probs.shape)}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins: {bins!r} is not allowed; expected a whole number >= 1")
+    probs, labels = probs.detach().cpu().double(), labels.detach().cpu()
+    conf, predicted = probs.max(1)
+    right = (predicted == labels).double().cpu().numpy()
+    conf = conf.cpu().numpy()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # side="left" puts a confidence equal to an inner edge in the bin below it: bins are (lo, hi].
+    which = np.searchsorted(edges[1:-1], conf, side="left")
+    rows = []
+    for b in range(bins):
+        members = which == b
+        n = int(members.sum())
+        rows.append({"low": edges[b], "high": edges[b + 1], "count": float(n),
+                     "confidence": float(conf[members].mean()) if n else math.nan,
+                     "accuracy": float(right[members].mean()) if n else math.nan})
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
+    """Expected calibration error (Guo et al. 2017): the gap |accuracy - mean
+    confidence| of each equal-width confidence bin of `reliability`, averaged over the
+    bins weighted by how many predictions each holds. 0 for a calibrated model; at most 1.
+
+    >>> probs = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55]])
+    >>> round(expected_calibration_error(probs, torch.tensor([0, 1, 1, 0]), bins=2), 3)
+    0.275
+    """
+    table = reliability(probs, labels, bins)
+    full = table[table["count"] > 0]
+    if full.empty:
+        raise ValueError("labels: no predictions to judge; give at least one example")
+    return float((full["count"] * (full["accuracy"] - full["confidence"]).abs()).sum() / full["count"].sum())
+
+
+def confidence_gap(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy minus mean confidence (the largest probability) over all predictions:
+    > 0 for an under-confident model, < 0 for an over-confident one.
+
+    >>> round(confidence_gap(torch.tensor([[0.6, 0.4], [0.8, 0.2]]), torch.tensor([0, 0])), 3)
+    0.3
+    """
+    if len(probs) == 0 or len(probs) != len(labels):
+        raise ValueError(f"probs: expected (n, C) with n = len(labels) = {len(labels)} > 0, got {tuple(probs.shape)}")
+    probs, labels = probs.detach().cpu(), labels.detach().cpu()
+    conf, predicted = probs.max(1)
+    return float((predicted == labels).double().mean() - conf.double().mean())
+
+
+def reliability_diagram(tables: Mapping[str, pd.DataFrame], ax=None, title: str | None = None) -> Figure:
+    """Accuracy against mean confidence, one line of markers per table of
+    `reliability` (empty bins left out), with the diagonal a calibrated model would
+    follow: points above it are under-confident, below it over-confident."""
+    if not tables:
+        raise ValueError("tables: give at least one reliability table, as {label: table}")
+    if ax is None:
+        fig, (ax,) = plots.figure(width=4.6, height=4.2)
+    else:
+        fig = ax.figure
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for (label, table), style in zip(tables.items(), plots.LINESTYLES * len(tables)):
+        full = table[table["count"] > 0]
+        ax.plot(full["confidence"], full["accuracy"], marker="o", ls=style, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean confidence in the bin (top probability)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title(title or "reliability diagram")
+    return fig
