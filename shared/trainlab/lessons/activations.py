@@ -2,8 +2,9 @@
 paired with, the fraction of hidden units that are dead or saturated, the signs of a
 layer's weight gradients, and the view behind notebook 05's sliders.
 
-Everything here works on a freshly initialised model and one real batch, so it needs
-no training and answers at once.
+Almost everything here works on a freshly initialised model and one real batch, so it
+needs no training and answers at once; `trained_dead_fraction` counts the dead units
+a finished run's model is left with, on the same batch.
 
 >>> spec = paired(Spec(activation="sigmoid", depth=10))   # sigmoid with Xavier init
 >>> model, x, y = init_model(spec)                        # doctest: +SKIP
@@ -17,9 +18,11 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import plots
+from ..data import probe_batch
 from ..device import to_model
 from ..measures import _hidden, gradient_growth
 from ..probes import DEAD_WHEN_NONPOSITIVE, fresh_probe, layer_stats, weight_layers
+from ..run import Run
 from ..spec import Spec
 
 # The init each activation is usually trained with: Xavier (Glorot & Bengio 2010) for
@@ -49,6 +52,47 @@ def hidden_mean(stats: pd.DataFrame, column: str) -> float:
     units that are dead, and for `saturated_frac` the fraction of all (unit, example)
     pairs that are saturated."""
     return float(_hidden(stats)[column].mean())
+
+
+def dead_fraction(model: nn.Module, x: torch.Tensor, activation: str) -> float:
+    """The fraction of all hidden units of `model` (a trainlab MLP with `activation`
+    after every hidden layer) that are never positive on the batch x: the units that
+    pass no gradient to their weights for any of these examples. One forward pass,
+    without gradients; NaN for an activation that has no dead units (tanh, sigmoid).
+
+    >>> model, x, _ = init_model(Spec(activation="relu", depth=10))   # doctest: +SKIP
+    >>> dead_fraction(model, x, "relu")                                # doctest: +SKIP
+    0.06
+    """
+    return hidden_mean(layer_stats(model, to_model(model, x), activation), "dead_frac")
+
+
+def trained_stats(run: Run, x: torch.Tensor | None = None) -> pd.DataFrame:
+    """`layer_stats` of the run's trained model, forward only (so no gradient norms), on
+    x or, by default, on the batch `init_stats` measures the freshly initialised model
+    on (`probe_batch(run.spec)`): the counts before and after training then compare on
+    the same images. The run needs its model: `run_cached(spec, model=True)` or `fit`.
+
+    >>> run = run_cached(paired(Spec(activation="relu", depth=10, lr=0.07)), model=True)  # doctest: +SKIP
+    >>> trained_stats(run)["dead_frac"]                                                  # doctest: +SKIP
+    """
+    if run.model is None:
+        raise ValueError("run.model is None: train the run with run_cached(spec, model=True) or fit(spec) "
+                         "to measure its trained model")
+    if x is None:
+        x, _, _ = probe_batch(run.spec)
+    return layer_stats(run.model, to_model(run.model, x), run.spec.activation, depth=run.spec.depth)
+
+
+def trained_dead_fraction(run: Run, x: torch.Tensor | None = None) -> float:
+    """The fraction of all hidden units of the run's trained model that are never
+    positive on x (by default the `init_stats` batch; see `trained_stats`).
+
+    >>> run = run_cached(paired(Spec(activation="relu", depth=10, lr=0.07)), model=True)  # doctest: +SKIP
+    >>> trained_dead_fraction(run), hidden_mean(init_stats(run.spec), "dead_frac")        # doctest: +SKIP
+    (0.3, 0.06)
+    """
+    return hidden_mean(trained_stats(run, x), "dead_frac")
 
 
 def rows_of_one_sign(grad: torch.Tensor) -> float:
@@ -147,10 +191,13 @@ def activation_view(spec: Spec) -> Figure:
 __all__ = [
     "PAIRED_INIT",
     "activation_view",
+    "dead_fraction",
     "hidden_mean",
     "init_model",
     "init_summary",
     "one_sign_fraction",
     "paired",
     "rows_of_one_sign",
+    "trained_dead_fraction",
+    "trained_stats",
 ]
