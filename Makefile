@@ -51,10 +51,14 @@ run: data
 # tests trained, and nothing from an earlier version of the harness is reused.
 TEST_RUNS := $(CURDIR)/data/test-runs
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); the harness shares the cores
+# between them (trainlab.threads): small runs leave a core idle, two processes do not.
+TEST_WORKERS ?= 2
+
 test: data
 	$(VENV)/bin/lint-imports
 	rm -rf $(TEST_RUNS)
-	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest
+	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest -n $(TEST_WORKERS)
 	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=300 notebooks/
 
 test-unit: data
