@@ -476,6 +476,93 @@ def seed_values(spec: Spec, seeds: Sequence[int], metric: str = "val_acc") -> np
     return np.array([run_cached(r).final[metric] for r in runs], dtype=float)
 
 
+def chain(first: SearchResult, second: SearchResult, method: str | None = None) -> SearchResult:
+    """Two searches as one, trials of `first` then of `second`: a two-stage search
+    (coarse, then fine) seen as a single budget, so its best and its best-so-far
+    curve compare with a one-stage search of the same total number of runs.
+
+    >>> a = SearchResult("coarse", {}, [{"x": 1}], [0.5])
+    >>> b = SearchResult("fine", {}, [{"x": 2}, {"x": 3}], [0.7, 0.6])
+    >>> both = chain(a, b)
+    >>> both.method, both.values, both.best
+    ('coarse+fine', [0.5, 0.7, 0.6], {'x': 2})
+    """
+    return SearchResult(method or f"{first.method}+{second.method}", dict(first.space), first.points + second.points,
+                        first.values + second.values, first.specs + second.specs)
+
+
+def sweep(base: Spec, name: str, values: Sequence[float], *, objective: Objective | None = None) -> SearchResult:
+    """One knob alone: `base` with the field `name` set to each of `values` in turn,
+    every other field as `base` has it (one run each, through the cache).
+
+    >>> lrs = sweep(base, "lr", [1e-4, 1e-3, 1e-2])   # doctest: +SKIP
+    >>> lrs.table[["lr", "value"]]                   # doctest: +SKIP
+    """
+    if not isinstance(base, Spec):
+        raise SpecError("base", base, "a Spec")
+    values = list(values)
+    if not values:
+        raise SpecError("values", values, "at least one value of " + name)
+    points = [{name: v} for v in values]
+    for p in points:   # every value checked (SpecError names the field) before any training
+        base.replace(**p)
+    low, high = min(values), max(values)
+    axes = {name: Axis(low, high, log=low > 0 and high >= 10 * low)}   # the scale plots draw it on
+    return _evaluate("sweep", base, axes, points, objective or val_acc_objective(base))
+
+
+def good_band(result: SearchResult, name: str, n_val: int, tol: float = 2.0, log: bool = True) -> float:
+    """How wide a range of `name` (in decades when `log`) the runs within `tol`
+    standard errors of the search's best value span: the width of the band inside
+    which this knob can be set without a loss the validation set can see. A knob
+    that must be set precisely has a narrow band; one that barely matters, a wide one.
+
+    >>> r = SearchResult("sweep", {}, [{"lr": 1e-4}, {"lr": 1e-3}, {"lr": 1e-2}, {"lr": 1e-1}], [0.5, 0.9, 0.905, 0.6])
+    >>> round(good_band(r, "lr", n_val=2000), 3)
+    1.0
+    """
+    from ..measures import gap_in_se
+    best = result.best_value
+    xs = [p[name] for p, v in zip(result.points, result.values)
+          if not math.isnan(v) and gap_in_se(best, v, n_val) < tol]
+    if log:
+        xs = [math.log10(x) for x in xs]
+    return float(max(xs) - min(xs))
+
+
+def winner_kept(values: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """Given one row per setting (the search's winner first) and one column per
+    training seed (the search's own seed first), the share of the other seeds on
+    which the winner is still the best of the rows (a NaN, a diverged run, never is).
+
+    >>> winner_kept([[0.90, 0.88, 0.91, 0.87, 0.90], [0.89, 0.89, 0.90, 0.86, 0.91], [0.70, 0.70, 0.71, 0.69, 0.7]])
+    0.5
+    """
+    v = np.array(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 2:
+        raise ValueError(f"values of shape {v.shape} are not allowed; expected >= 2 settings x >= 2 seeds")
+    filled = np.where(np.isnan(v), -np.inf, v)
+    kept = [bool(filled[0, j] > filled[1:, j].max()) for j in range(1, v.shape[1])]
+    return float(np.mean(kept))
+
+
+def winner_lead(values: np.ndarray | Sequence[Sequence[float]], n_val: int) -> float:
+    """Given one row per setting (the search's winner first) and one column per
+    training seed (the search's own seed first), the winner's lead over the best of
+    the other rows on each of the other seeds, in standard errors of `n_val`
+    validation images (`measures.gap_in_se`), averaged over those seeds. Near 0 or
+    below when the winner only tied; many SE when it is really better.
+
+    >>> round(winner_lead([[0.90, 0.88, 0.91], [0.89, 0.89, 0.90], [0.70, 0.70, 0.71]], n_val=2000), 2)
+    0.04
+    """
+    from ..measures import gap_in_se
+    v = np.array(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 2:
+        raise ValueError(f"values of shape {v.shape} are not allowed; expected >= 2 settings x >= 2 seeds")
+    return float(np.mean([gap_in_se(v[0, j], np.nanmax(v[1:, j]), n_val) for j in range(1, v.shape[1])]))
+
+
 # --- figures ------------------------------------------------------------------------
 
 def plot_projection(results: Mapping[str, SearchResult], name: str, objective: Objective | None = None,
