@@ -76,6 +76,15 @@ def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tenso
         model.train(was_training)
 
 
+def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Softmax of `outputs(model, x)`: the predicted class probabilities, in eval mode
+    (the model's mode is restored), on the model's device.
+
+    >>> probabilities(model, data.val_x).sum(1)   # doctest: +SKIP
+    """
+    return outputs(model, x, chunk).softmax(1)
+
+
 def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                     chunk: int = 4096) -> list[float]:
     """The fraction of each class's examples the model labels correctly (NaN for a

@@ -94,7 +94,8 @@ class Learner:
             getattr(cb, hook)(self)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
-        self.log = {}
+        # The batch as the model gets it, every transform applied: for callbacks to read.
+        self.log, self.xb, self.yb = {}, xb, yb
         self._call("before_step")
         with autocast(xb.device):
             out = self.model(xb).float()

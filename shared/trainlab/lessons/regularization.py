@@ -29,7 +29,7 @@ from torch import nn
 
 from .. import plots
 from ..data import load_data
-from ..evaluation import outputs, score
+from ..evaluation import probabilities, score
 from ..run import Run
 from ..spec import Spec, SpecError
 from ..sweeps import run_cached
@@ -188,11 +188,6 @@ def plot_strengths(table: pd.DataFrame, metrics: Sequence[str] = ("val_loss", "t
 
 
 # --- Ensembles of trained models ---------------------------------------------------------
-
-def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Softmax outputs of `model` on x, in eval mode (the model's mode is restored)."""
-    return outputs(model, x, chunk).softmax(1)
-
 
 def ensemble_errors(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> dict:
     """Error rate of each model, of their mean, and of the ensemble that averages

@@ -318,31 +318,12 @@ def constant_guess(spec: Spec) -> dict[str, float]:
 
 
 class _FirstBatch(Callback):
-    """Keeps the first batch the loop passes to the model and the labels its loss
-    is given, then ends the run after that step."""
-
-    def before_fit(self, learner) -> None:
-        self.x = self.y = None
-        # A hook on the model itself, so the batch is caught after every other
-        # callback (augmentation) has had its turn.
-        self.hook = learner.model.register_forward_pre_hook(self._inputs)
-        loss = learner.loss_fn
-
-        def labels_seen(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            if self.y is None:
-                self.y = y.detach().clone()
-            return loss(out, y)
-        learner.loss_fn = labels_seen
-
-    def _inputs(self, module: nn.Module, args: tuple) -> None:
-        if self.x is None:
-            self.x = args[0].detach().clone()
+    """Keeps the first batch the loop passes to the model (`learner.xb`, after every
+    transform) and its labels, then ends the run after that step."""
 
     def after_step(self, learner) -> None:
+        self.x, self.y = learner.xb.detach().clone(), learner.yb.detach().clone()
         learner.stop = True
-
-    def after_fit(self, learner) -> None:
-        self.hook.remove()
 
 
 def batch_as_seen(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, str]:
