@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
 SEEDS ?= 5
+FIRST_SEED ?= 0
 
 .PHONY: help install strip-outputs data run test test-unit lab bench claims clean
 
@@ -17,7 +18,7 @@ help:
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
-	@echo "make claims  every notebook on DATASETS x seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
+	@echo "make claims  every notebook on DATASETS x seeds FIRST_SEED.. (SEEDS of them), one per core; prints each claim's smallest margin"
 	@echo "make test-gpu  (on a CUDA machine) the unit suite and every notebook on the GPU, one line per notebook"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
@@ -90,7 +91,7 @@ lab: data
 
 DATASETS ?= mnist,fashion_mnist
 claims: data
-	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --datasets $(DATASETS) --out reports/seeds notebooks/*.ipynb
+	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --first-seed $(FIRST_SEED) --datasets $(DATASETS) --out reports/seeds notebooks/*.ipynb
 
 bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py
