@@ -31,7 +31,7 @@ TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "dia
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 # What one example looks like: (C, H, W) for images, (features,) for a table.
 INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "diabetes": (10,)}
-SCALES = ("standard", "unit", "none")
+SCALES = ("standard", "center", "divide", "unit", "none")
 TARGET_SCALES = ("none", "standard")
 LOSSES = ("auto", "cross_entropy", "mse")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -263,6 +263,11 @@ class Spec:
     `class_weights="balanced"` weights each class's loss by n / (C * n_class) of the
     training set. `diabetes` is a regression set of ten tabular features (MLP only);
     `target_scale="standard"` standardises its targets with training statistics.
+
+    `scale`: `standard` subtracts the training set's mean and divides by its std
+    (per channel for images, per feature for tables); `center` only subtracts the
+    mean and `divide` only divides by the std, so centring and size can be studied
+    apart (notebook 03); `unit` divides pixels by 255; `none` keeps the raw values.
     """
 
     dataset: str = "mnist"
@@ -356,7 +361,8 @@ class Spec:
             if self.model != "mlp":
                 raise SpecError("model", self.model, f"'mlp' {why}: its examples are ten numbers, not images")
             if self.scale == "unit":
-                raise SpecError("scale", self.scale, f"'standard' or 'none' {why} ('unit' divides pixels by 255)")
+                raise SpecError("scale", self.scale, f"'standard', 'center', 'divide' or 'none' {why} "
+                               "('unit' divides pixels by 255)")
             if self.loss == "cross_entropy":
                 raise SpecError("loss", self.loss, f"'mse' or 'auto' {why}")
             if self.augment:
