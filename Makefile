@@ -97,6 +97,7 @@ bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py
 	$(PY) benchmarks/shared_cpu.py
 	$(PY) benchmarks/sweep_parallel.py
+	$(PY) benchmarks/stacked_sweep.py
 
 clean:
 	rm -rf reports .pytest_cache
