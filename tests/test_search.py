@@ -279,3 +279,26 @@ def test_winner_lead_is_near_zero_for_a_tie_and_large_for_a_real_lead():
     assert search.winner_lead(apart, n_val=2000) > 4      # the null: a real lead shows on every seed
     with pytest.raises(ValueError, match="settings x"):
         search.winner_lead([[0.9], [0.8]], n_val=2000)
+
+
+def test_halving_stops_some_trials_and_counts_only_their_epochs(runs_dir):
+    base = TINY.replace(epochs=4)
+    result = search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2)
+    t = result.table
+    assert len(t) == 8 and t["epochs"].between(1, 4).all()
+    kept = t[~t["stopped"] & np.isfinite(t["value"])]
+    assert len(kept) >= 1 and (kept["epochs"] == 4).all() and (kept["value"] == kept["full_value"]).all()
+    stopped = t[t["stopped"]]
+    assert len(stopped) >= 1 and stopped["value"].isna().all() and (stopped["epochs"] < 4).all()
+    assert sum(result.epochs) < 8 * 4
+    again = search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2)  # the cache: same decisions
+    assert again.epochs == result.epochs and again.best == result.best
+
+
+@pytest.mark.parametrize("kwargs,field", [(dict(pruner="median"), "pruner"), (dict(reduction_factor=1), "reduction_factor")])
+def test_halving_refuses_bad_settings_before_training(kwargs, field, runs_dir):
+    with pytest.raises(SpecError, match=field):
+        search.halving_search(TINY.replace(epochs=4), SPACE, 8, seed=0, **kwargs)
+    with pytest.raises(SpecError, match="base.epochs"):
+        search.halving_search(TINY, SPACE, 8, seed=0)
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
