@@ -262,12 +262,12 @@ def test_sweep_refuses_a_bad_field_before_any_training(runs_dir, monkeypatch):
     import trainlab.sweeps
     monkeypatch.setattr(trainlab.sweeps, "run_cached", lambda *a, **k: pytest.fail("trained on a bad sweep"))
     with pytest.raises(SpecError) as err:
-        search.sweep(TINY, "learning_rate", [1e-3, 1e-2])
+        search.one_knob(TINY, "learning_rate", [1e-3, 1e-2])
     assert err.value.field == "learning_rate"
     with pytest.raises(SpecError, match="weight_decay"):
-        search.sweep(TINY, "weight_decay", [1e-3, 100.0])
+        search.one_knob(TINY, "weight_decay", [1e-3, 100.0])
     with pytest.raises(SpecError, match="values"):
-        search.sweep(TINY, "lr", [])
+        search.one_knob(TINY, "lr", [])
 
 
 def test_winner_lead_is_near_zero_for_a_tie_and_large_for_a_real_lead():

@@ -573,11 +573,11 @@ def chain(first: SearchResult, second: SearchResult, method: str | None = None) 
                         first.values + second.values, first.specs + second.specs)
 
 
-def sweep(base: Spec, name: str, values: Sequence[float], *, objective: Objective | None = None) -> SearchResult:
+def one_knob(base: Spec, name: str, values: Sequence[float], *, objective: Objective | None = None) -> SearchResult:
     """One knob alone: `base` with the field `name` set to each of `values` in turn,
     every other field as `base` has it (one run each, through the cache).
 
-    >>> lrs = sweep(base, "lr", [1e-4, 1e-3, 1e-2])   # doctest: +SKIP
+    >>> lrs = one_knob(base, "lr", [1e-4, 1e-3, 1e-2])   # doctest: +SKIP
     >>> lrs.table[["lr", "value"]]                   # doctest: +SKIP
     """
     if not isinstance(base, Spec):
