@@ -36,6 +36,7 @@ from .models import build_model
 from .run import Run
 from .spec import Spec, SpecError
 from .threads import run_threads
+from .train import Learner, correct_count, default_callbacks
 
 # The fields in which stacked specs may differ; every other field must be equal.
 STACKED_FIELDS = ("lr", "momentum", "betas", "weight_decay", "seed", "init_std")
@@ -174,7 +175,6 @@ def fit_stacked(specs: Sequence[Spec], *, datas: Sequence[DataBundle] | None = N
 
     >>> runs = fit_stacked([Spec(subset=2000, epochs=1, lr=lr) for lr in (0.001, 0.003)])   # doctest: +SKIP
     """
-    from .train import Learner, default_callbacks
     specs = list(specs)
     _check_stack(specs)
     device = resolve_device(specs[0].device)
@@ -237,7 +237,7 @@ def fit_stacked(specs: Sequence[Spec], *, datas: Sequence[DataBundle] | None = N
     return runs
 
 
-def _stacked_step(learners: list, running: list[int], batch: dict, params: dict[str, torch.Tensor],
+def _stacked_step(learners: list[Learner], running: list[int], batch: dict, params: dict[str, torch.Tensor],
                   batched, optimizer: _StackedOptimizer, device: torch.device) -> None:
     """One training step of every running model: each learner's batch and hooks, one
     forward and one backward pass for all, each model's divergence check, one update."""
@@ -268,8 +268,10 @@ def _stacked_step(learners: list, running: list[int], batch: dict, params: dict[
         else:
             learners[i].diverge()
     optimizer.step([learner.lr for learner in learners], active)
-    for i, value, out, yb in zip(running, values, outs.detach(), ys):
-        learners[i].record_step(value, out, yb)
+    counts = (correct_count(outs.detach(), torch.stack(ys)).tolist() if learners[0].classes
+              else [0] * len(running))  # one read-back for every model's count
+    for i, value, count in zip(running, values, counts):
+        learners[i].record_step(value, count)
 
 
 def _grad_norms(params: dict[str, torch.Tensor]) -> torch.Tensor:

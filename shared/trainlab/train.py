@@ -68,6 +68,13 @@ def loss_ceiling(spec: Spec, data: DataBundle) -> float:
     return ABSURD_FACTOR * max(guess, 1.0)
 
 
+def correct_count(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How many rows of `out` (logits; the last dimension is the class) predict `y`,
+    over the last-but-one dimension: one count per model for stacked outputs. A row
+    with NaN or inf logits has no prediction (its argmax would be class 0)."""
+    return ((out.argmax(-1) == y) & torch.isfinite(out).all(-1)).sum(-1)
+
+
 class Learner:
     """Holds what one run is made of; `fit()` runs the loop and calls the callbacks."""
 
@@ -125,16 +132,14 @@ class Learner:
     def diverge(self) -> None:  # divergence is a lesson, not a crash: record it and stop
         self.diverged, self.stop, self.grad_norm = True, True, torch.tensor(math.nan)
 
-    def record_step(self, loss: float, out: torch.Tensor, yb: torch.Tensor) -> None:
+    def record_step(self, loss: float, correct: int) -> None:
         """The step's row, then after_step; the epoch's running loss and correct count."""
         self.step_rows.append({"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.lr,
                                "grad_norm": float(self.grad_norm), **self.log})
         self.step += 1
         self._call("after_step")
         self.losses.append(loss)
-        if self.classes:
-            # A row with NaN or inf logits has no prediction; its argmax would be class 0.
-            self.correct += int(((out.argmax(1) == yb) & torch.isfinite(out).all(1)).sum())
+        self.correct += correct
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         with autocast(xb.device):
@@ -149,7 +154,7 @@ class Learner:
             self.optimizer.step()
         else:
             self.diverge()
-        self.record_step(loss, out, yb)
+        self.record_step(loss, int(correct_count(out, yb)) if self.classes else 0)
 
     def end_epoch(self) -> None:
         """The epoch's row (validation included), then after_epoch."""
