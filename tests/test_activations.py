@@ -111,3 +111,13 @@ def test_activation_view_with_several_slider_values(mnist_ready, activation, dep
     assert mean_ax.get_ylim() == pytest.approx(activity.MEAN_RANGE)
     assert len(grad_ax.lines[0].get_xdata()) == depth + 1          # every hidden layer and the output
     assert len(frac_ax.lines) == (0 if activation in ("selu", "linear") else 1)
+
+
+def test_plot_functions_draws_each_activation_and_its_slope():
+    fig = activity.plot_functions(("relu", "tanh", "selu"))
+    value, slope = fig.axes
+    labelled = [line for line in slope.lines if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in labelled] == ["relu", "tanh", "selu"]
+    relu_slope = labelled[0].get_ydata()
+    assert relu_slope.min() == 0 and relu_slope.max() == 1          # flat below 0, slope 1 above
+    assert max(labelled[2].get_ydata()) == pytest.approx(1.7581, abs=0.05)  # SELU's scale x alpha just below 0

@@ -21,6 +21,7 @@ from .. import plots
 from ..data import probe_batch
 from ..device import to_model
 from ..measures import _hidden, gradient_growth
+from ..models import ACTIVATION_MODULES
 from ..probes import DEAD_WHEN_NONPOSITIVE, fresh_probe, layer_stats, weight_layers
 from ..run import Run
 from ..spec import Spec
@@ -35,6 +36,35 @@ PAIRED_INIT = {
 }
 GRAD_RANGE = (1e-20, 1e4)   # weight-gradient norms per layer: room for a sigmoid net 30 layers deep
 MEAN_RANGE = (-1.1, 3.1)    # mean activations: tanh near 0, sigmoid near 0.5, ReLU with a bias above
+
+
+def plot_functions(names: tuple[str, ...] = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu"),
+                   low: float = -4.0, high: float = 4.0) -> Figure:
+    """Each activation (as the models build it) and its slope, from `low` to `high`:
+    where it saturates (slope near 0), where it is linear (slope 1), and what it does
+    with negative inputs.
+
+    >>> fig = plot_functions(("relu", "tanh"))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['the activation f(z)', "its slope f'(z)"]
+    """
+    z = torch.linspace(low, high, 401, requires_grad=True)
+    fig, (value, slope) = plots.figure(ncols=2, width=4.6)
+    for name in names:
+        f = ACTIVATION_MODULES[name]()
+        out = f(z)
+        (grad,) = torch.autograd.grad(out.sum(), z)
+        ls = plots.LINESTYLES[len(value.lines) % len(plots.LINESTYLES)]
+        value.plot(z.detach().numpy(), out.detach().numpy(), ls=ls, label=name)
+        slope.plot(z.detach().numpy(), grad.numpy(), ls=ls, label=name)
+    value.set(title="the activation f(z)", xlabel="input z", ylim=(-2.0, 4.0))
+    slope.set(title="its slope f'(z)", xlabel="input z", ylim=(-0.2, 1.9))
+    for ax in (value, slope):
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+    slope.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
 
 
 def paired(spec: Spec) -> Spec:
