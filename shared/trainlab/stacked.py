@@ -178,7 +178,13 @@ def fit_stacked(specs: Sequence[Spec], *, datas: Sequence[DataBundle] | None = N
     specs = list(specs)
     _check_stack(specs)
     device = resolve_device(specs[0].device)
-    datas = list(datas) if datas is not None else [load_data(s, device) for s in specs]
+    if datas is None:  # of the stacked fields only the seed changes the data: one load per seed, shared
+        loaded: dict[int, DataBundle] = {}
+        for spec in specs:
+            if spec.seed not in loaded:
+                loaded[spec.seed] = load_data(spec, device)
+        datas = [loaded[spec.seed] for spec in specs]
+    datas = list(datas)
     sizes = {len(d.train_x) for d in datas}
     if len(sizes) > 1:
         raise SpecError("specs", sorted(sizes), "specs whose training sets have one size (these seeds' "
