@@ -48,15 +48,15 @@ def plot_functions(names: tuple[str, ...] = ("sigmoid", "tanh", "relu", "leaky_r
     >>> [ax.get_title() for ax in fig.axes]
     ['the activation f(z)', "its slope f'(z)"]
     """
-    z = torch.linspace(low, high, 401, requires_grad=True)
+    z = torch.linspace(low, high, 401, device="cpu", requires_grad=True)  # a plot: drawn on the CPU
     fig, (value, slope) = plots.figure(ncols=2, width=4.6)
     for name in names:
         f = ACTIVATION_MODULES[name]()
         out = f(z)
         (grad,) = torch.autograd.grad(out.sum(), z)
         ls = plots.LINESTYLES[len(value.lines) % len(plots.LINESTYLES)]
-        value.plot(z.detach().numpy(), out.detach().numpy(), ls=ls, label=name)
-        slope.plot(z.detach().numpy(), grad.numpy(), ls=ls, label=name)
+        value.plot(z.detach().cpu().numpy(), out.detach().cpu().numpy(), ls=ls, label=name)
+        slope.plot(z.detach().cpu().numpy(), grad.cpu().numpy(), ls=ls, label=name)
     value.set(title="the activation f(z)", xlabel="input z", ylim=(-2.0, 4.0))
     slope.set(title="its slope f'(z)", xlabel="input z", ylim=(-0.2, 1.9))
     for ax in (value, slope):
