@@ -487,6 +487,17 @@ class Spec:
         other = other or Spec()
         return {k: v for k, v in self.to_dict().items() if other.to_dict()[k] != v}
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the fields this spec sets away from the defaults, as a small
+        table, instead of a repr of all forty fields wrapped mid-word (repr() is unchanged)."""
+        from html import escape
+        changed = self.diff()
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
+                       f"{escape(repr(v))}</td></tr>" for k, v in changed.items())
+        caption = (f"Spec: {len(changed)} of {len(fields(self))} fields set; the rest are the defaults"
+                   if changed else "Spec: every field at its default")
+        return f"<table><caption style='text-align:left'>{caption}</caption>{rows}</table>"
+
 
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Spec)}
 
