@@ -79,11 +79,22 @@ class Finding:
         return _jsonable(asdict(self))
 
     def __str__(self) -> str:
-        numbers = ", ".join(f"{k}={_fmt(v)}" for k, v in self.evidence.items())
-        return f"{self.code}: {numbers}\n  fix: {self.fix}"
+        """The code, then one line per piece of evidence (words, not key=value), then
+        the fix: lines short enough not to wrap mid-word on a page.
+
+        >>> print(Finding("dead_units", {"dead_fraction": 0.984, "by_layer": {1: 0.96875, 2: 1.0}}, "a leaky ReLU"))
+        dead_units
+          dead fraction: 0.984
+          by layer: layer 1: 0.969, layer 2: 1
+          fix: a leaky ReLU
+        """
+        lines = [self.code] + [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in self.evidence.items()]
+        return "\n".join(lines + [f"  fix: {self.fix}"])
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"layer {k}: {_fmt(x)}" if isinstance(k, int) else f"{k}: {_fmt(x)}" for k, x in v.items())
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
