@@ -1,5 +1,5 @@
 """Command line: `python -m trainlab run --<field> <value> ... [--json]`,
-`python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--json]`,
+`python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--stacked] [--json]`,
 `python -m trainlab doctor --<field> <value> ... [--json]`,
 `python -m trainlab fetch [dataset ...]` and
 `python -m trainlab report [--profile P] [--out DIR] notebook ...` and
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, help="run every point on seeds 0..N-1 (instead of --seed)")
     sw.add_argument("--workers", type=int, help="local worker processes (default: train in this process)")
     sw.add_argument("--scheduler", help="address of a Dask scheduler to train on, e.g. tcp://127.0.0.1:8786")
+    sw.add_argument("--stacked", action="store_true",
+                    help="train specs that differ only in lr, momentum, betas, weight decay, seed or init scale "
+                         "as one stacked model (trainlab.stacked); the rest as usual")
     sw.add_argument("--json", action="store_true",
                     help="print one JSON object {\"runs\": [...]}, each run as 'run --json' prints it")
     fetch_p = sub.add_parser("fetch", help="download (or copy from TRAINLAB_MIRROR) and cache datasets")
@@ -214,7 +217,7 @@ def _sweep_table(result: Sweep) -> pd.DataFrame:
 def _sweep(specs: list[Spec], args: argparse.Namespace) -> int:
     from .sweeps import SweepError, sweep
     try:
-        result, failures = sweep(specs, workers=args.workers, scheduler=args.scheduler), []
+        result, failures = sweep(specs, workers=args.workers, scheduler=args.scheduler, stacked=args.stacked), []
     except SweepError as e:
         result, failures = e.partial, e.failures
     if args.json:
