@@ -124,6 +124,8 @@ def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path):
     nbformat.write(nb, path)
     html = to_html(path).read_text()
     assert "data:image/png;base64," + bundle["image/png"][:40] in html  # shown with no kernel or network
+    assert "The panel at its starting values (lr 0.01)." in html and "live kernel" in html
+    assert 'alt="The panel at its starting values (lr 0.01)."' in html
 
 
 def test_run_cached_keeps_the_model_when_asked(mnist_ready, tmp_path, monkeypatch):
