@@ -55,6 +55,7 @@ def test_metric_vs_draws_a_line_per_group_and_marks_diverged_runs():
     assert [len(line.get_xdata()) for line in lines] == [2, 1]
     assert [len(line.get_xdata()) for line in crosses] == [1, 2]
     assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "0.1", "1"]   # each value labelled
     with pytest.raises(ValueError, match="'accuracy' is not a column"):
         plots.metric_vs(table, "lr", "accuracy")
 
