@@ -107,6 +107,11 @@ def test_bad_stacks_fail_before_training(specs, needle):
         fit_stacked(specs)
 
 
+def test_one_start_per_spec_or_a_clear_error():
+    with pytest.raises(SpecError, match="models: '1 given'.*one per spec \\(2\\)"):
+        fit_stacked([BASE, BASE.replace(lr=0.1)], models=[build_model(BASE)])
+
+
 def test_a_stacked_sweep_says_which_runs_were_stacked(mnist_ready, tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
     specs = grid(BASE.replace(epochs=1), lr=[1e-3, 3e-3]) + [BASE.replace(epochs=1, norm="batch")]

@@ -177,6 +177,9 @@ def fit_stacked(specs: Sequence[Spec], *, datas: Sequence[DataBundle] | None = N
     """
     specs = list(specs)
     _check_stack(specs)
+    for name, given in (("datas", datas), ("models", models)):
+        if given is not None and len(given) != len(specs):
+            raise SpecError(name, f"{len(given)} given", f"one per spec ({len(specs)})")
     device = resolve_device(specs[0].device)
     if datas is None:  # of the stacked fields only the seed changes the data: one load per seed, shared
         loaded: dict[int, DataBundle] = {}
