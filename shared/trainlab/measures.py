@@ -111,9 +111,19 @@ def good_lr_centre(table: pd.DataFrame, n_val: int, tol: float = 2.0, metric: st
     0.0548
     """
     ok = table[~table["diverged"]] if "diverged" in table else table
-    best = ok[metric].max()
-    good = ok[[gap_in_se(best, v, n_val) <= tol for v in ok[metric]]]
+    good = ok[near_best(ok[metric].tolist(), n_val, tol)]
     return math.exp(sum(math.log(float(lr)) for lr in good["lr"]) / len(good))
+
+
+def near_best(values: list[float], n_val: int, tol: float = 2.0) -> list[bool]:
+    """Which accuracies lie within `tol` standard errors of the best of them (NaN: no):
+    the good band that `good_lr_centre` and the search lesson's `good_band` read.
+
+    >>> near_best([0.80, 0.90, 0.905, float("nan")], n_val=3000)
+    [False, True, True, False]
+    """
+    best = max(v for v in values if not math.isnan(v))
+    return [not math.isnan(v) and gap_in_se(best, v, n_val) < tol for v in values]
 
 
 def nearest(values: list[float], target: float) -> float:

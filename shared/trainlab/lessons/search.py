@@ -603,10 +603,9 @@ def good_band(result: SearchResult, name: str, n_val: int, tol: float = 2.0, log
     >>> round(good_band(r, "lr", n_val=2000), 3)
     1.0
     """
-    from ..measures import gap_in_se
-    best = result.best_value
-    xs = [p[name] for p, v in zip(result.points, result.values)
-          if not math.isnan(v) and gap_in_se(best, v, n_val) < tol]
+    from ..measures import near_best
+    values = [float(v) for v in result.values]
+    xs = [p[name] for p, good in zip(result.points, near_best(values, n_val, tol)) if good]
     if log:
         xs = [math.log10(x) for x in xs]
     return float(max(xs) - min(xs))
