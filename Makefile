@@ -11,10 +11,11 @@ PROFILE ?= quick
 SEEDS ?= 5
 FIRST_SEED ?= 0
 
-.PHONY: help install strip-outputs data run test test-unit lab bench claims clean
+.PHONY: help install strip-outputs data run site test test-unit lab bench claims clean
 
 help:
 	@echo "make run     execute every notebook ($(PROFILE) profile) into reports/ as .ipynb and HTML"
+	@echo "make site    make run, then the course site from its pages into reports/site (Sphinx; offline)"
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
@@ -47,6 +48,11 @@ data: install
 
 run: data
 	$(PY) -m trainlab report --profile $(PROFILE) --out reports notebooks/*.ipynb
+	@echo "the course site, with navigation, search and a glossary: make site (reports/site/index.html)"
+
+# The site is built from what `make run` executed; a failed notebook stops it before.
+site: run
+	$(PY) -m trainlab site --from reports --pages notebooks --out reports/site
 
 # One fresh run cache for the whole suite: the nbval pass reuses what the papermill
 # tests trained, and nothing from an earlier version of the harness is reused.

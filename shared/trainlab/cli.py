@@ -3,7 +3,8 @@
 `python -m trainlab doctor --<field> <value> ... [--json]`,
 `python -m trainlab fetch [dataset ...]` and
 `python -m trainlab report [--profile P] [--out DIR] notebook ...` and
-`python -m trainlab claims [--profile P] [--seeds N] [--first-seed S] [--workers N] notebook ...`.
+`python -m trainlab claims [--profile P] [--seeds N] [--first-seed S] [--workers N] notebook ...` and
+`python -m trainlab site [--from DIR] [--pages DIR] [--out DIR]`.
 
 Exit codes: 0 for every completed run (diverged ones too), 1 when data is missing
 (with the message that says how to supply it), 2 for an invalid spec or flag (one
@@ -73,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     seeds.add_argument("--workers", type=int, help="notebooks executed at once (default: one per core)")
     seeds.add_argument("--datasets", default="mnist,fashion_mnist",
                        help="comma-separated datasets to run each notebook on (default: mnist,fashion_mnist)")
+    site = sub.add_parser("site", help="build the course site from executed notebooks (after `report`), then check its links")
+    site.add_argument("--from", dest="source", default="reports",
+                      help="folder of executed notebooks and their claims/ (default: reports)")
+    site.add_argument("--pages", default="notebooks", help="folder with course.md and glossary.md (default: notebooks)")
+    site.add_argument("--out", default="reports/site", help="output folder (default: reports/site)")
     return p
 
 
@@ -133,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"trainlab: {problem}", file=sys.stderr)
                 return 2
             check_out_dir(Path(args.out))  # a file there would fail only after the first notebook ran
+        elif args.command == "site":
+            from .course_site import check_inputs
+            check_inputs(Path(args.source), Path(args.pages))
+            check_out_dir(Path(args.out))
         elif args.command == "fetch":
             for name in args.datasets:
                 if name not in DATASETS:
@@ -160,6 +170,18 @@ def main(argv: list[str] | None = None) -> int:
         return claims_over_seeds(notebooks, args.profile,
                                  list(range(args.first_seed, args.first_seed + args.seeds)), Path(args.out),
                                  workers=args.workers, datasets=tuple(args.datasets.split(",")))
+    if args.command == "site":
+        from .course_site import SiteError, broken_links, build
+        try:
+            build(Path(args.source), Path(args.out), Path(args.pages))
+        except SiteError as e:
+            print(f"trainlab: {e}", file=sys.stderr)
+            return 1
+        problems = broken_links(Path(args.out))
+        for line in problems:
+            print(f"broken link: {line}", file=sys.stderr)
+        print(f"link check: {len(problems)} broken link(s)")
+        return 1 if problems else 0
     from .data import DataError, fetch
     from .train import fit
     try:

@@ -64,6 +64,8 @@ def start(name: str, profile: str, seed: int, dataset: str, *, allow: tuple[str,
     profile = resolve_profile(profile)
     base = base_spec(profile, dataset=dataset, seed=seed)  # validates seed too
     from .device import resolve_device
+    from .plots import install_figure_text
+    install_figure_text()   # each figure's output carries its description, for the site's alt text
     print(f"{name}: profile {profile!r}, seed {seed}, {dataset} ({base.subset or TRAIN_SIZES[dataset]} images, "
           f"{base.val_fraction:.0%} held out), {resolve_device(base.device)}")
     return Lesson(name, profile, seed, dataset, Claims(name, profile, seed, dataset=dataset))

@@ -298,3 +298,54 @@ def run_panel(run: Run, title: str, show_schedule: bool = False) -> Figure:
     fig.suptitle(f"{title}: {state}")
     fig.tight_layout()
     return fig
+
+
+def describe(fig: Figure) -> str:
+    """A figure in words, for a reader who cannot see it (alt text, the site's captions):
+    its title, then each panel's title, axes and lines, read from the figure itself.
+
+    >>> fig, (ax,) = figure()
+    >>> _ = ax.plot([1, 2], [3, 4], label="He"); _ = ax.set(xlabel="epoch", ylabel="val acc", title="runs")
+    >>> describe(fig)
+    'runs: val acc against epoch; lines: He.'
+    """
+    parts = []
+    suptitle = fig._suptitle.get_text().strip() if getattr(fig, "_suptitle", None) else ""
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()
+              and not any(ax in other.child_axes for other in fig.axes)]
+    for ax in panels:
+        ylabel, xlabel = ax.get_ylabel().strip(), ax.get_xlabel().strip()
+        words = " against ".join(w for w in (ylabel, xlabel) if w)
+        scales = [f"log {name}" for name, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())) if scale == "log"]
+        if scales:
+            words += f" ({', '.join(scales)})" if words else ", ".join(scales)
+        labels = [t for t in ax.get_legend_handles_labels()[1] if t and not t.startswith("_")]
+        if not labels and ax.get_legend() is not None:
+            labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        if labels:
+            words += f"; lines: {', '.join(labels)}"
+        if ax.images:
+            words += "; a colour map" if words else "a colour map"
+        title = ax.get_title().strip()
+        text = f"{title}: {words}" if title and words else title or words
+        if text:
+            parts.append(text)
+    body = ". ".join(parts)
+    if suptitle:
+        body = f"{suptitle}. {body}" if body else suptitle
+    return (body.rstrip(".") + ".") if body else f"a figure with {len(panels)} panel(s) and no labels."
+
+
+def install_figure_text() -> None:
+    """In a notebook, make a figure's plain-text form its description (`describe`),
+    instead of "<Figure size 720x360 with 1 Axes>": front ends still show the image,
+    and a page built from the executed notebook (the course site) has the words for
+    its alt text. Outside IPython this does nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.display_formatter.formatters["text/plain"].for_type(Figure, lambda fig, p, cycle: p.text(describe(fig)))

@@ -7,12 +7,33 @@ end of the run and written to reports/browser/summary.txt.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from browser_rig import CHROMIUM, CHROMIUM_ARGS, missing
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "browser"
 RESULTS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (the system's, never a Playwright download)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the Python package playwright is not installed",
+                ".venv/bin/pip install playwright (it is in the dev extra); never `playwright install`")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        missing(f"no Chromium at {CHROMIUM}",
+                "apt-get install -y chromium (or set TRAINLAB_CHROMIUM to a Chromium binary)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,7 +54,7 @@ def browser_results() -> list[str]:
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
-    terminalreporter.section("JupyterLab in Chromium: figures and slider-to-figure times")
+    terminalreporter.section("In Chromium: JupyterLab (figures, slider-to-figure times) and the course site")
     for line in RESULTS:
         terminalreporter.write_line(line)
     REPORTS.mkdir(parents=True, exist_ok=True)

@@ -28,16 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_rig import missing
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 REPORTS = REPO / "reports" / "browser"
-CHROMIUM = os.environ.get("TRAINLAB_CHROMIUM", "/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps dialling out, and a closed network refuses it.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -58,32 +55,6 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none",
                                                                    "scrollPastEnd": False},
 }
-
-
-def missing(what: str, install: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what}; CI is set, so the browser tests fail rather than skip. Install: {install}",
-                    pytrace=False)
-    pytest.skip(f"{what}. Install: {install}")
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """A headless Chromium (the system's, never a Playwright download)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the Python package playwright is not installed",
-                ".venv/bin/pip install playwright (it is in the dev extra); never `playwright install`")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        missing(f"no Chromium at {CHROMIUM}",
-                "apt-get install -y chromium (or set TRAINLAB_CHROMIUM to a Chromium binary)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @dataclass
