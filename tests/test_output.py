@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 import pytest
-from trainlab import Spec, plots
+from trainlab import Spec, SpecError, plots
 from trainlab.claims import Claims
 from trainlab.run import Run
 from trainlab.tables import number_text, pretty
@@ -100,7 +100,7 @@ def test_claim_margins_are_relative_or_in_orders_of_magnitude():
     assert spare == ["+9.1 orders of magnitude", "+19% of the threshold", "yes"]
 
 
-def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path):
+def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path, monkeypatch):
     import nbformat
     from trainlab.report import to_html
     from trainlab.widgets import explore
@@ -112,6 +112,7 @@ def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path):
         ax.plot([0, 1], [0, spec.lr])
         return fig
 
+    monkeypatch.delenv("TRAINLAB_EXPLORE_STRIP", raising=False)
     panel = explore(view, Spec(lr=0.01), lr=[0.001, 0.01])
     bundle = panel._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"].startswith("iVBOR")
@@ -126,6 +127,28 @@ def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path):
     assert "data:image/png;base64," + bundle["image/png"][:40] in html  # shown with no kernel or network
     assert "The panel at its starting values (lr 0.01)." in html and "live kernel" in html
     assert 'alt="The panel at its starting values (lr 0.01)."' in html
+
+
+def test_a_page_shows_the_panel_at_more_values_of_its_first_control(monkeypatch):
+    from trainlab.widgets import explore
+    seen = []
+
+    def view(spec):
+        seen.append((spec.lr, spec.depth))
+        if spec.lr == 0.3:
+            raise SpecError("lr", 0.3, "a value this view refuses")
+        fig, (ax,) = plots.figure()
+        ax.plot([0, 1], [0, spec.lr])
+        return fig
+
+    monkeypatch.setenv("TRAINLAB_EXPLORE_STRIP", "1")
+    panel = explore(view, Spec(lr=0.01, depth=2), lr=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3], depth=[1, 2])
+    # the start, then three more values of lr spread over the others (0.3 refused), depth unchanged
+    assert seen == [(0.01, 2), (0.001, 2), (0.03, 2), (0.3, 2)]
+    html = panel._repr_mimebundle_()["text/html"]
+    assert [label for label, _ in panel.strip] == ["lr 0.001", "lr 0.03"]
+    assert 'alt="The panel with lr 0.03, the other controls at their starting values."' in html
+    assert html.count("<figure") == 3 and "<figcaption>lr 0.001</figcaption>" in html
 
 
 def test_run_cached_keeps_the_model_when_asked(mnist_ready, tmp_path, monkeypatch):

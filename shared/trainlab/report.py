@@ -76,6 +76,8 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
     # A progress bar is for a person waiting on a live kernel; on a written page it is a
     # frozen "0%" line. The kernels inherit this, unless the caller set it.
     os.environ.setdefault("TRAINLAB_PROGRESS", "0")
+    # Pages have no kernel: each Explore panel also shows its figure at a few more slider values.
+    os.environ.setdefault("TRAINLAB_EXPLORE_STRIP", "1")
     failed, entries = [], []
     for nb in notebooks:
         t0 = time.perf_counter()

@@ -7,7 +7,11 @@ directly with several values.
 A panel carries a PNG of its starting figure next to the live widget: JupyterLab
 shows the widget, while a saved notebook, its HTML export and any viewer without a
 kernel show the figure at the parameters' starting values (widget state needs a
-script from a CDN and a live kernel to be more than a blank box).
+script from a CDN and a live kernel to be more than a blank box). Where
+TRAINLAB_EXPLORE_STRIP=1 (`trainlab report` sets it, so `make run` and the course
+site have it), the page also shows a strip: the figure at three more values of the
+first control, the others at their starting values, so a reader without a kernel
+sees what that slider does.
 
 >>> panel = explore(views.init_view, spec, init=None, depth=[2, 5, 10, 20])  # doctest: +SKIP
 >>> panel                                                                     # doctest: +SKIP
@@ -18,6 +22,7 @@ import base64
 import functools
 import html
 import io
+import os
 from typing import Any, Callable, Sequence
 
 from .spec import CHECKS, CHOICES, Spec, SpecError
@@ -68,6 +73,7 @@ def _panel_class() -> type:
 
         snapshot: str | None = None
         caption: str = ""
+        strip: tuple[tuple[str, str], ...] = ()   # (what the control was set to, PNG)
 
         def _repr_mimebundle_(self, **kwargs: Any) -> dict:
             bundle = super()._repr_mimebundle_(**kwargs)
@@ -79,7 +85,7 @@ def _panel_class() -> type:
                     f'<figure><img src="data:image/png;base64,{self.snapshot}" alt="{html.escape(self.caption)}"/>'
                     f"<figcaption>{html.escape(self.caption)} The sliders redraw this figure with a live "
                     "kernel: open the notebook in JupyterLab (<code>make lab</code>) and run it.</figcaption>"
-                    "</figure>")
+                    "</figure>" + _strip_html(self.strip))
             return bundle
 
     return Panel
@@ -112,4 +118,45 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
     start = ", ".join(f"{name} {c.value:g}" if isinstance(c.value, float) else f"{name} {c.value}"
                       for name, c in controls.items())
     panel.caption = f"The panel at its starting values ({start})."
+    if os.environ.get("TRAINLAB_EXPLORE_STRIP") == "1":
+        panel.strip = strip(view, spec.replace(**{n: c.value for n, c in controls.items()}), *_first_options(controls))
     return panel
+
+
+def _first_options(controls: dict) -> tuple[str, list]:
+    name, first = next(iter(controls.items()))
+    return name, [o[1] if isinstance(o, tuple) else o for o in first.options]
+
+
+def strip(view: Callable[[Spec], Any], spec: Spec, name: str, options: Sequence[Any],
+          count: int = 3) -> tuple[tuple[str, str], ...]:
+    """`view` at `count` values of `name` other than the spec's own, spread over
+    `options` from the first to the last, as (label, PNG) pairs; a value the harness
+    refuses with the spec's other fields is left out.
+
+    >>> strip(views.init_view, spec, "depth", [2, 5, 10, 20])   # doctest: +SKIP
+    (('depth 2', 'iVBOR...'), ('depth 10', '...'), ('depth 20', '...'))
+    """
+    others = [o for o in options if o != getattr(spec, name)]
+    if len(others) > count:
+        others = [others[round(i * (len(others) - 1) / (count - 1))] for i in range(count)] if count > 1 else others[:1]
+    shown = []
+    for value in others:
+        try:
+            png = png_of(view(spec.replace(**{name: value})))
+        except SpecError:
+            continue
+        if png is not None:
+            shown.append((f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}", png))
+    return tuple(shown)
+
+
+def _strip_html(shown: Sequence[tuple[str, str]]) -> str:
+    if not shown:
+        return ""
+    cells = "".join(
+        f'<figure style="margin:0;flex:1 1 0;min-width:0"><img style="width:100%" src="data:image/png;base64,{png}" '
+        f'alt="{html.escape(f"The panel with {label}, the other controls at their starting values.")}"/>'
+        f"<figcaption>{html.escape(label)}</figcaption></figure>" for label, png in shown)
+    return (f'<p>The same panel with its first control moved ({html.escape(shown[0][0].split()[0])}), '
+            f'the others at their starting values:</p><div style="display:flex;gap:8px">{cells}</div>')
