@@ -58,12 +58,33 @@ def test_lines_differ_in_style_legends_sit_outside_and_epochs_are_whole():
     assert all(float(t).is_integer() for t in ticks)
 
 
-def test_zoom_inset_is_scaled_to_the_end_of_training():
+def test_zoom_is_a_panel_of_its_own_scaled_to_the_end_of_training():
     runs = {"a": fake_run(TINY, [4.0] * 10 + [0.05] * 30), "b": fake_run(TINY, [4.0] * 10 + [0.2] * 30)}
-    ax = plots.curves(runs, "loss", zoom=0.3).axes[0]
-    inset = ax.child_axes[0]
-    lo, hi = inset.get_ylim()
-    assert lo < 0.05 and 0.2 < hi < 1.0  # the final gap fills the inset; the start (4.0) is left out
+    fig = plots.curves(runs, "loss", zoom=0.3)
+    whole, zoom = fig.axes
+    assert not whole.child_axes                # nothing covers the whole run's curves
+    lo, hi = zoom.get_ylim()
+    assert lo < 0.05 and 0.2 < hi < 1.0  # the final gap fills the zoom; the start (4.0) is left out
+    assert [t.get_text() for t in zoom.get_legend().get_texts()] == ["a", "b"]
+    # inside a panel the caller made there is no room beside it: an inset, scaled the same way
+    fig, (ax,) = plots.figure()
+    inset = plots.curves(runs, "loss", zoom=0.3, ax=ax).axes[0].child_axes[0]
+    assert inset.get_ylim()[1] < 1.0
+
+
+def test_many_schedules_get_a_panel_each_and_a_divergence_label_stays_off_the_axis():
+    from trainlab.optim import lr_at
+    base = TINY.replace(epochs=2)
+    specs = {name: base.replace(schedule=name) for name in ("constant", "step", "exponential", "cosine", "one_cycle")}
+    fig = plots.schedules(specs)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == list(specs)
+    cosine = visible[3].lines[-1]      # its own line is drawn last, over the grey others
+    assert list(cosine.get_ydata()[:3]) == [lr_at(specs["cosine"], t, base.total_steps) for t in range(3)]
+    run = fake_run(TINY, [2.3, 50.0, math.nan], diverged=True)
+    ax = plots.curves({"early": run, "long": fake_run(TINY, [1.0] * 40)}, "loss").axes[0]
+    label = next(t for t in ax.texts if t.get_text() == "diverged")
+    assert label.get_ha() == "left"    # near the y axis the word goes right of the mark
 
 
 def test_schedule_plot_draws_the_specs_that_were_trained():

@@ -120,6 +120,20 @@ def test_compare_gives_mean_and_se_over_search_seeds():
 
 # --- coarse then fine ------------------------------------------------------------
 
+def test_best_so_far_plot_keeps_every_trial_and_zooms_on_the_top_in_a_second_panel():
+    import matplotlib
+    import pandas as pd
+    matplotlib.use("Agg")
+    rows = [{"method": m, "trial": t, "mean": base + 0.1 * min(t, 5), "se": 0.01, "n": 5}
+            for m, base in (("random", 0.35), ("TPE", 0.3)) for t in range(1, 11)]
+    fig = search.plot_best_so_far(pd.DataFrame(rows), grids={9: 0.8}, zoom_from=5)
+    whole, zoom = fig.axes
+    assert whole.get_ylim()[0] < 0.39 and whole.get_ylim()[1] > 0.86   # first trials are not cut off
+    assert zoom.get_ylim()[0] > 0.7                                   # the zoom starts at trial 5's values
+    assert len(whole.collections) == 2                                # a band per method, no error bars
+    assert [t.get_text() for t in zoom.get_legend().get_texts()][-1] == "full grid of that many runs"
+
+
 def test_refine_narrows_around_the_centre_and_stays_in_range():
     fine = search.refine(SPACE, {"lr": 1e-3, "weight_decay": 1e-6}, fraction=0.2)
     assert fine["lr"].low == pytest.approx(10 ** -3.5) and fine["lr"].high == pytest.approx(10 ** -2.5)

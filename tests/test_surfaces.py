@@ -69,3 +69,16 @@ def test_lbfgs_reaches_a_lower_loss_than_gradient_descent_in_the_same_iterations
     assert gd["evaluations"].iloc[-1] == 30
     with pytest.raises(ValueError, match="method: 'newton'"):
         fit_logistic(x, y, "newton", iterations=3)
+
+
+def test_many_paths_get_a_panel_each_and_one_panel_keeps_every_path_visible():
+    from trainlab.lessons.optimizers import draw_each
+    paths = {f"adam, lr {lr:g}": path(Spec(optimizer="adam", lr=lr), "rosenbrock", 20) for lr in (0.01, 0.03, 0.05)}
+    fig = draw_each("rosenbrock", paths, title="three Adams")
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split(":")[0] for ax in shown] == list(paths)
+    greys = [line for line in shown[0].lines if line.get_color() == "0.6"]
+    assert len(greys) == 2                     # the other two paths, faint behind this one
+    one = draw("rosenbrock", paths)
+    widths = [line.get_linewidth() for line in one.axes[0].lines if line.get_label() in paths]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]   # earlier paths stay visible around later ones

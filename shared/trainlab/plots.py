@@ -54,12 +54,19 @@ def _x(run: Run, df: pd.DataFrame, source: str, x: str) -> pd.Series:
 
 def mark_diverged(ax, x: float, color: str = "red") -> None:
     """An x at the top edge of the axes above where a run diverged: visible on any
-    y scale, even where the loss became NaN or inf."""
+    y scale, even where the loss became NaN or inf. The word goes on the side with
+    room, so it never prints over the tick labels of the y axis."""
     from matplotlib.transforms import blended_transform_factory
     where = blended_transform_factory(ax.transData, ax.transAxes)
     ax.plot([x], [0.96], "x", color=color, ms=10, mew=2.5, transform=where, clip_on=False, zorder=5)
-    ax.annotate("diverged", (x, 0.96), xycoords=where, xytext=(-4, -4), textcoords="offset points",
-                ha="right", va="top", fontsize=8, color=color)
+    left, right = ax.get_xlim()
+    if ax.get_xscale() == "log" and left > 0 and x > 0:
+        frac = (np.log(x) - np.log(left)) / (np.log(right) - np.log(left))
+    else:
+        frac = (x - left) / (right - left) if right != left else 0.5
+    on_right = frac < 0.3
+    ax.annotate("diverged", (x, 0.96), xycoords=where, xytext=(6 if on_right else -6, -4), textcoords="offset points",
+                ha="left" if on_right else "right", va="top", fontsize=8, color=color)
 
 
 def legend_outside(ax) -> None:
@@ -82,26 +89,37 @@ def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smoo
     different batch sizes by "epoch" or "examples". `smooth` > 1 draws a rolling
     mean over that many points on top of the faint raw line. A diverged run gets an
     x at the top of the axes where it diverged. `ylim` fixes the y range (panels keep
-    it from move to move); `zoom` (e.g. 0.3) adds an inset over the last 30% of
-    training, scaled to the curves there, where small final gaps become visible.
+    it from move to move); `zoom` (e.g. 0.3) adds a panel on the right with the
+    last 30% of training, scaled to the curves there, where small final gaps become
+    visible (an inset when `ax` is given: a panel has no room beside it).
 
     >>> fig = curves({"bs 32": a, "bs 256": b}, "loss", x="epoch", smooth=10, logy=True)  # doctest: +SKIP
     """
-    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
     if x not in X_LABELS:
         raise ValueError(f"x: {x!r} is not allowed; expected one of {', '.join(X_LABELS)}")
-    lines = []
+    zoom_ax = None
+    if ax is None and zoom:
+        # The zoom gets its own panel beside the whole run: an inset would cover curves.
+        import matplotlib.pyplot as plt
+        fig, (ax, zoom_ax) = plt.subplots(1, 2, figsize=(10.0, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+        plt.close(fig)
+    else:
+        fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
+    lines, diverged = [], []
     for i, (label, run) in enumerate(runs.items()):
         df = getattr(run, source)
         xs, style = _x(run, df, source, x), LINESTYLES[i % len(LINESTYLES)]
+        # A run of a few points (one that diverged at once) gets markers, or it is a sliver.
+        dots = "o" if source == "epochs" or len(xs) <= 20 else None
         if smooth > 1:
             raw, = ax.plot(xs, df[y], alpha=0.2, lw=0.8)
-            line, = ax.plot(xs, _smooth(df[y], smooth), color=raw.get_color(), ls=style, label=label)
+            line, = ax.plot(xs, _smooth(df[y], smooth), color=raw.get_color(), ls=style, marker=dots, ms=4,
+                            label=label)
         else:
-            line, = ax.plot(xs, df[y], ls=style, marker="o" if source == "epochs" else None, ms=3, label=label)
+            line, = ax.plot(xs, df[y], ls=style, marker=dots, ms=3, label=label)
         lines.append((xs, _smooth(df[y], smooth), line.get_color(), style))
         if run.diverged:
-            mark_diverged(ax, float(xs.iloc[-1]), line.get_color())
+            diverged.append((float(xs.iloc[-1]), line.get_color()))
     ax.set(xlabel=X_LABELS["epoch" if source == "epochs" else x], ylabel=y.replace("_", " "), title=title or "")
     if source == "epochs" or x == "epoch":
         whole_numbers_on_x(ax)
@@ -109,8 +127,18 @@ def curves(runs: Mapping[str, Run], y: str = "loss", source: str = "steps", smoo
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
+    for where, color in diverged:   # once every line is drawn, so the x range is final
+        mark_diverged(ax, where, color)
     if zoom:
-        _zoom_inset(ax, lines, zoom, logy)
+        _zoom(zoom_ax or ax.inset_axes(_emptiest_spot(ax, lines)), lines, zoom, logy, inset=zoom_ax is None)
+        if zoom_ax is not None:
+            zoom_ax.set_xlabel(ax.get_xlabel())
+            ax.axvspan(zoom_ax.get_xlim()[0], zoom_ax.get_xlim()[1], color="0.9", zorder=0)
+            handles, labels = ax.get_legend_handles_labels()
+            zoom_ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.04, 1.0),
+                           borderaxespad=0, frameon=False)
+            fig.tight_layout()
+            return fig
     legend_outside(ax)
     return fig
 
@@ -168,26 +196,28 @@ def _emptiest_spot(ax, lines: list) -> list[float]:
     return min(INSET_SPOTS, key=covered)
 
 
-def _zoom_inset(ax, lines: list, fraction: float, logy: bool) -> None:
-    """An inset with the last `fraction` of every line, its y range fitted to them, in
-    the corner where it hides the fewest points."""
-    inset = ax.inset_axes(_emptiest_spot(ax, lines))
+def _zoom(target, lines: list, fraction: float, logy: bool, inset: bool) -> None:
+    """The last `fraction` of every line on `target` (a panel of its own, or an inset
+    in the corner where it hides the fewest points), its y range fitted to them."""
     lo, hi = np.inf, -np.inf
     for xs, ys, color, style in lines:
         start = xs.min() + (1 - fraction) * (xs.max() - xs.min())
         keep = (xs >= start) & np.isfinite(ys)
-        inset.plot(xs[keep], ys[keep], color=color, ls=style)
+        target.plot(xs[keep], ys[keep], color=color, ls=style)
         if keep.any():
             lo, hi = min(lo, ys[keep].min()), max(hi, ys[keep].max())
-    # A log inset over less than a decade has no readable ticks; linear shows the gap.
-    log_inset = logy and np.isfinite(lo) and lo > 0 and hi / lo > 10
+    # A log zoom over less than a decade has no readable ticks; linear shows the gap.
+    log_zoom = logy and np.isfinite(lo) and lo > 0 and hi / lo > 10
     if np.isfinite(lo) and np.isfinite(hi):
         pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 0.01
-        inset.set_ylim(lo / 1.1 if log_inset else lo - pad, hi * 1.1 if log_inset else hi + pad)
-    if log_inset:
-        inset.set_yscale("log")
-    inset.set_title(f"last {fraction:.0%}", fontsize=8)
-    inset.tick_params(labelsize=7)
+        target.set_ylim(lo / 1.1 if log_zoom else lo - pad, hi * 1.1 if log_zoom else hi + pad)
+    if log_zoom:
+        target.set_yscale("log")
+    if inset:
+        target.set_title(f"last {fraction:.0%}", fontsize=8)
+        target.tick_params(labelsize=7)
+    else:
+        target.set_title(f"the last {fraction:.0%}, zoomed (grey band on the left)", fontsize=9)
 
 
 def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str = "{:.2f}",
@@ -242,8 +272,13 @@ def range_test(result, sweep_table: pd.DataFrame | None = None, metric: str = "v
         ok = sweep_table[~sweep_table["diverged"]]
         ax2.plot(ok["lr"], ok[metric], "s-", color="black", ms=4, label=f"sweep {metric}")
         ax2.set_ylabel(f"sweep: final {metric}")
-        ax2.legend(loc="upper center", fontsize=8)
-    ax.legend(loc="lower left", fontsize=8)
+    # One legend for both axes, outside them, so it covers no line.
+    handles, labels = [], []
+    for a in fig.axes:
+        h, lab = a.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.12 if sweep_table is not None else 1.02, 1.0),
+              borderaxespad=0, frameon=False)
     return fig
 
 
@@ -253,23 +288,55 @@ def schedules(specs: "Spec | Mapping[str, Spec]", names: list[str] | None = None
 
     Pass the specs that were trained, by label, so what is drawn is what is trained;
     or one spec and schedule `names` to compare shapes with that spec's warm-up.
-    `x="epoch"` matches curves drawn against epochs.
+    `x="epoch"` matches curves drawn against epochs. More than four schedules get a
+    small panel each (the others faint grey behind), since on one panel they hide
+    each other.
 
     >>> fig = schedules({"cosine": s, "cosine + warm-up": s.replace(warmup_steps=50)})  # doctest: +SKIP
     """
     if isinstance(specs, Spec):
         specs = {name: specs.replace(schedule=name) for name in (names or [specs.schedule])}
-    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
-    for i, (label, s) in enumerate(specs.items()):
+    drawn = {}
+    for label, s in specs.items():
         total = total_steps or s.total_steps
         steps = np.arange(total)
         where = (steps + 1) / max(s.steps_per_epoch, 1) if x == "epoch" else steps
-        ax.plot(where, [lr_at(s, int(t), total) for t in steps], ls=LINESTYLES[i % len(LINESTYLES)], label=label)
+        drawn[label] = (where, [lr_at(s, int(t), total) for t in steps])
+    if ax is None and len(specs) > 4:
+        return _schedule_panels(drawn, x)
+    fig, (ax,) = figure(width=7.2) if ax is None else (ax.figure, [ax])
+    for i, (label, (where, lrs)) in enumerate(drawn.items()):
+        ax.plot(where, lrs, ls=LINESTYLES[i % len(LINESTYLES)], label=label)
     ax.set(xlabel=X_LABELS[x], ylabel="learning rate", title="learning rate at every step")
     ax.set_ylim(bottom=0)  # a constant LR is a flat line, not a zoom into rounding
     if x == "epoch":
         whole_numbers_on_x(ax)
     legend_outside(ax)
+    return fig
+
+
+def _schedule_panels(drawn: dict, x: str, cols: int = 4) -> Figure:
+    import matplotlib.pyplot as plt
+    rows = -(-len(drawn) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows), sharex=True, sharey=True, squeeze=False)
+    plt.close(fig)
+    for i, (ax, (label, (where, lrs))) in enumerate(zip(axes.flat, drawn.items())):
+        for other, (w, l) in drawn.items():
+            if other != label:
+                ax.plot(w, l, color="0.8", lw=0.8)
+        ax.plot(where, lrs, color=f"C{i}", lw=1.8)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylim(bottom=0)
+        if x == "epoch":
+            whole_numbers_on_x(ax)
+    for ax in axes[-1]:
+        ax.set_xlabel(X_LABELS[x])
+    for ax in axes[:, 0]:
+        ax.set_ylabel("learning rate")
+    for ax in axes.flat[len(drawn):]:
+        ax.set_visible(False)
+    fig.suptitle("learning rate at every step (grey: the other schedules)")
+    fig.tight_layout()
     return fig
 
 

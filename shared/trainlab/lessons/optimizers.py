@@ -149,7 +149,8 @@ def _updates(label: str, s: Spec, x: torch.Tensor, y: torch.Tensor, classes: int
 
 
 def path_curves(tables: dict[str, pd.DataFrame], y: str, x: str = "step", logy: bool = False,
-                title: str | None = None, ax=None, ylim: tuple[float, float] | None = None) -> Figure:
+                title: str | None = None, ax=None, ylim: tuple[float, float] | None = None,
+                ylabel: str | None = None) -> Figure:
     """One line per table: column `y` against column `x` (a path's "step", a
     `fit_logistic` table's "iteration"), on a log y axis if asked (non-positive values
     are then left out)."""
@@ -160,7 +161,7 @@ def path_curves(tables: dict[str, pd.DataFrame], y: str, x: str = "step", logy: 
             raise ValueError(f"y={y!r}, x={x!r}: the table {label!r} has columns {', '.join(t.columns)}")
         values = t[y].where(t[y] > 0) if logy else t[y]
         ax.plot(t[x], values, ls=plots.LINESTYLES[i % len(plots.LINESTYLES)], lw=1.4, label=label)
-    ax.set(xlabel=x, ylabel=y.replace("_", " "), title=title or "")
+    ax.set(xlabel=x, ylabel=ylabel or y.replace("_", " "), title=title or "")
     if logy:
         ax.set_yscale("log")
     if ylim is not None:
@@ -288,29 +289,66 @@ def newton_path(name: str, steps: int = 5, start: tuple[float, float] | None = N
     return pd.DataFrame(rows)
 
 
-def draw(name: str, paths: dict[str, pd.DataFrame], ax=None, title: str | None = None) -> Figure:
-    """Contour lines of the surface with each path drawn over them (start: circle,
-    minimum: star). Axes are fixed to the surface's extent, so paths that leave it
-    show as lines running off the edge."""
-    from .. import plots
-    s = surface(name)
-    fig, (ax,) = plots.figure(width=6.0, height=4.2) if ax is None else (ax.figure, [ax])
+def _contours(ax, s: Surface) -> None:
     x0, x1, y0, y1 = s.extent
     gx, gy = torch.meshgrid(torch.linspace(x0, x1, 200, device=SURFACE_DEVICE),
                             torch.linspace(y0, y1, 200, device=SURFACE_DEVICE), indexing="xy")
     z = s.f(gx, gy)
-    if s.log_levels:
-        ax.contour(gx, gy, torch.log10(z + 1e-3), levels=20, cmap="Greys", linewidths=0.6)
-    else:
-        ax.contour(gx, gy, z, levels=20, cmap="Greys", linewidths=0.6)
-    for i, (label, p) in enumerate(paths.items()):
-        line, = ax.plot(p["x"], p["y"], ls=plots.LINESTYLES[i % len(plots.LINESTYLES)], lw=1.4, marker=".",
+    ax.contour(gx, gy, torch.log10(z + 1e-3) if s.log_levels else z, levels=20, cmap="Greys", linewidths=0.6)
+    ax.plot(*s.minimum, "*", color="black", ms=12, zorder=6)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
+
+
+def draw(name: str, paths: dict[str, pd.DataFrame], ax=None, title: str | None = None) -> Figure:
+    """Contour lines of the surface with each path drawn over them (start: circle,
+    minimum: star). Axes are fixed to the surface's extent, so paths that leave it
+    show as lines running off the edge. Earlier paths are drawn wider, so one that a
+    later path runs along still shows as a band around it.
+
+    >>> fig = draw("bowl", {"SGD": path(Spec(optimizer="sgd", lr=0.03), "bowl", 60)})   # doctest: +SKIP
+    """
+    from .. import plots
+    s = surface(name)
+    fig, (ax,) = plots.figure(width=6.0, height=4.2) if ax is None else (ax.figure, [ax])
+    _contours(ax, s)
+    widths = [3.6 - 2.4 * i / (len(paths) - 1) for i in range(len(paths))] if len(paths) > 1 else [1.4]
+    for i, ((label, p), lw) in enumerate(zip(paths.items(), widths)):
+        line, = ax.plot(p["x"], p["y"], ls=plots.LINESTYLES[i % len(plots.LINESTYLES)], lw=lw, marker=".",
                         ms=3, label=label)
         ax.plot(p["x"].iloc[0], p["y"].iloc[0], "o", color=line.get_color(), ms=6)
-    ax.plot(*s.minimum, "*", color="black", ms=12)
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y", title=title or s.name)
+    ax.set_title(title or s.name)
     if paths:
         ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    return fig
+
+
+def draw_each(name: str, paths: dict[str, pd.DataFrame], title: str, cols: int = 4) -> Figure:
+    """One small panel per path on the surface, the other paths faint grey behind it:
+    for many paths that follow the same valley and would hide each other in one panel.
+
+    >>> fig = draw_each("rosenbrock", rosen, title="Rosenbrock, 1000 steps")   # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    s = surface(name)
+    rows = -(-len(paths) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False, sharex=True, sharey=True)
+    plt.close(fig)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (ax, (label, p)) in enumerate(zip(axes.flat, paths.items())):
+        _contours(ax, s)
+        for other, q in paths.items():
+            if other != label:
+                ax.plot(q["x"], q["y"], color="0.6", lw=0.8, alpha=0.5)
+        color = colors[i % len(colors)]
+        ax.plot(p["x"], p["y"], color=color, lw=1.6, marker=".", ms=2)
+        ax.plot(p["x"].iloc[0], p["y"].iloc[0], "o", color=color, ms=5)
+        last = p["loss"].iloc[-1]
+        ax.set_title(f"{label}: loss {last:.2g}" if math.isfinite(last) else f"{label}: diverged", fontsize=9)
+        ax.label_outer()
+    for ax in axes.flat[len(paths):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title} (grey: the other paths)")
+    fig.tight_layout()
     return fig
 
 

@@ -686,25 +686,37 @@ def plot_projection(results: Mapping[str, SearchResult], name: str, objective: O
 
 
 def plot_best_so_far(table: pd.DataFrame, grids: Mapping[int, float] | None = None, ylabel: str = "best val acc so far",
-                     title: str | None = None, ylim: tuple[float, float] | None = None):
-    """Best value so far against the number of trials, one line per method with
-    error bars of one standard error over its search seeds (`compare`'s table);
-    `grids` adds the best value of a full grid of each size as squares.
+                     title: str | None = None, zoom_from: int | None = None):
+    """Best value so far against the number of trials, one line per method with a
+    shaded band of one standard error over its search seeds (`compare`'s table);
+    `grids` adds the best value of a full grid of each size as squares. `zoom_from`
+    adds a second panel from that trial on, its y range fitted to the curves there,
+    where the methods' small differences show; the first panel keeps every trial.
 
-    >>> plot_best_so_far(compare({"random": rs, "tpe": ts}), grids={9: g9.best_value})   # doctest: +SKIP
+    >>> plot_best_so_far(compare({"random": rs, "tpe": ts}), grids={9: g9.best_value}, zoom_from=5)   # doctest: +SKIP
     """
-    from ..plots import figure, legend_outside
-    fig, (ax,) = figure(width=7.2)
-    for i, (method, t) in enumerate(table.groupby("method", sort=False)):
-        n = int(t["n"].iloc[0])
-        ax.errorbar(t["trial"] + 0.08 * i, t["mean"], yerr=t["se"], marker="o", ms=3, capsize=2,
-                    color=f"C{i}", label=f"{method} (mean ± SE over {n} search seeds)" if n > 1 else method)
-    if grids:
-        ax.plot(list(grids), list(grids.values()), "s", color="k", ms=7, label="full grid of that many runs")
-    ax.set(xlabel="trials (runs)", ylabel=ylabel, title=title or "")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    legend_outside(ax)
+    from ..plots import figure
+    fig, axes = figure(ncols=2 if zoom_from else 1, width=5.0 if zoom_from else 7.2)
+    for ax, first in zip(axes, [1, zoom_from]):
+        lo, hi = math.inf, -math.inf
+        for i, (method, t) in enumerate(table.groupby("method", sort=False)):
+            t = t[t["trial"] >= first]
+            n = int(t["n"].iloc[0])
+            ax.fill_between(t["trial"], t["mean"] - t["se"], t["mean"] + t["se"], color=f"C{i}", alpha=0.2, lw=0)
+            ax.plot(t["trial"], t["mean"], marker="o", ms=3, color=f"C{i}", ls=("-", "--", ":")[i % 3],
+                    label=f"{method} (mean, band ± SE over {n} search seeds)" if n > 1 else method)
+            lo, hi = min(lo, (t["mean"] - t["se"]).min()), max(hi, (t["mean"] + t["se"]).max())
+        if grids:
+            shown = {k: v for k, v in grids.items() if k >= first}
+            ax.plot(list(shown), list(shown.values()), "s", color="k", ms=7, label="full grid of that many runs")
+            lo, hi = min([lo, *shown.values()]), max([hi, *shown.values()])
+        pad = (hi - lo) * 0.08 or 0.01
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set(xlabel="trials (runs)", ylabel=ylabel,
+               title=(title or "") if first == 1 else f"from trial {first} on, zoomed")
+    axes[-1].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0, frameon=False)
+    fig.tight_layout()
     return fig
 
 
