@@ -136,3 +136,19 @@ def test_a_figure_describes_itself_in_words():
     fig.suptitle("two panels")
     assert plots.describe(fig) == ("two panels. loss per step: loss against step (log y); lines: He, N(0,1). "
                                    "grid: a colour map.")
+
+
+def test_a_figure_in_a_notebook_carries_its_description_once_the_inline_backend_is_on():
+    """The inline backend clears the formatters' entries for Figure when it switches on
+    (with the first figure): tl.start must register after that, or pages get no alt text."""
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import trainlab as tl\nfrom trainlab import plots\n"
+                                          "lesson = tl.start('00_sanity_checks', 'smoke', 0, 'mnist')"),
+                nbformat.v4.new_code_cell("fig, (ax,) = plots.figure()\nax.plot([1, 2], [3, 4], label='He')\n"
+                                          "ax.set(xlabel='step', ylabel='loss', title='runs')\nfig")]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    result = nb.cells[1].outputs[-1]
+    assert "image/png" in result["data"]
+    assert result["data"]["text/plain"] == "runs: loss against step; lines: He."

@@ -307,6 +307,10 @@ def test_halving_stops_some_trials_and_counts_only_their_epochs(runs_dir):
     assert sum(result.epochs) < 8 * 4
     again = search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2)  # the cache: same decisions
     assert again.epochs == result.epochs and again.best == result.best
+    # Hyperband's brackets come from a hash of the study's name: the same seed, the same search
+    bands = [search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2, pruner="hyperband").epochs
+             for _ in range(3)]
+    assert bands[0] == bands[1] == bands[2]
 
 
 @pytest.mark.parametrize("kwargs,field", [(dict(pruner="median"), "pruner"), (dict(reduction_factor=1), "reduction_factor")])

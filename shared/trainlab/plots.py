@@ -217,7 +217,7 @@ def _zoom(target, lines: list, fraction: float, logy: bool, inset: bool) -> None
         target.set_title(f"last {fraction:.0%}", fontsize=8)
         target.tick_params(labelsize=7)
     else:
-        target.set_title(f"the last {fraction:.0%}, zoomed (grey band on the left)", fontsize=9)
+        target.set_title(f"last {fraction:.0%}, zoomed", fontsize=9)
 
 
 def heatmap(table: pd.DataFrame, index: str, columns: str, values: str, fmt: str = "{:.2f}",
@@ -382,17 +382,15 @@ def describe(fig: Figure) -> str:
               and not any(ax in other.child_axes for other in fig.axes)]
     for ax in panels:
         ylabel, xlabel = ax.get_ylabel().strip(), ax.get_xlabel().strip()
-        words = " against ".join(w for w in (ylabel, xlabel) if w)
+        axes_words = " against ".join(w for w in (ylabel, xlabel) if w)
         scales = [f"log {name}" for name, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())) if scale == "log"]
         if scales:
-            words += f" ({', '.join(scales)})" if words else ", ".join(scales)
+            axes_words += f" ({', '.join(scales)})" if axes_words else ", ".join(scales)
         labels = [t for t in ax.get_legend_handles_labels()[1] if t and not t.startswith("_")]
         if not labels and ax.get_legend() is not None:
             labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        if labels:
-            words += f"; lines: {', '.join(labels)}"
-        if ax.images:
-            words += "; a colour map" if words else "a colour map"
+        pieces = [axes_words, f"lines: {', '.join(labels)}" if labels else "", "a colour map" if ax.images else ""]
+        words = "; ".join(p for p in pieces if p)
         title = ax.get_title().strip()
         text = f"{title}: {words}" if title and words else title or words
         if text:
@@ -415,4 +413,8 @@ def install_figure_text() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    # The inline backend switches itself on with the first figure and then clears every
+    # formatter's entry for Figure before adding its own: make that happen first.
+    import matplotlib.pyplot as plt
+    plt.close(plt.figure())
     shell.display_formatter.formatters["text/plain"].for_type(Figure, lambda fig, p, cycle: p.text(describe(fig)))

@@ -417,8 +417,10 @@ def halving_search(base: Spec, space: SpaceLike, budget: int, seed: int, *, redu
                if pruner == "halving" else
                optuna.pruners.HyperbandPruner(min_resource=1, max_resource=base.epochs,
                                               reduction_factor=reduction_factor))
+    # Hyperband puts each trial in a bracket by a hash of the study's name; Optuna's default
+    # name is random, so a named study keeps a seed's search the same from run to run.
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
-                                pruner=stopper)
+                                pruner=stopper, study_name=f"trainlab-halving-seed{seed}")
     values, epochs, full = [], [], []
     for point, spec in zip(points, specs):
         run = run_cached(spec)
@@ -713,7 +715,9 @@ def plot_best_so_far(table: pd.DataFrame, grids: Mapping[int, float] | None = No
         pad = (hi - lo) * 0.08 or 0.01
         ax.set_ylim(lo - pad, hi + pad)
         ax.set(xlabel="trials (runs)", ylabel=ylabel,
-               title=(title or "") if first == 1 else f"from trial {first} on, zoomed")
+               title=(title or "") if not zoom_from else "all trials" if first == 1 else f"from trial {first} on, zoomed")
+    if zoom_from and title:
+        fig.suptitle(title)
     axes[-1].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                     borderaxespad=0, frameon=False)
     fig.tight_layout()
