@@ -134,8 +134,8 @@ def test_a_figure_describes_itself_in_words():
     right.imshow([[0, 1], [1, 0]])
     right.set_title("grid")
     fig.suptitle("two panels")
-    assert plots.describe(fig) == ("two panels. loss per step: loss against step (log y); lines: He, N(0,1). "
-                                   "grid: a colour map.")
+    assert plots.describe(fig) == ('two panels. loss per step: loss against step (log y); lines: He, "N(0,1)". '
+                                   'grid: a colour map.')
 
 
 def test_a_figure_in_a_notebook_carries_its_description_once_the_inline_backend_is_on():

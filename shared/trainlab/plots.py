@@ -389,7 +389,9 @@ def describe(fig: Figure) -> str:
         labels = [t for t in ax.get_legend_handles_labels()[1] if t and not t.startswith("_")]
         if not labels and ax.get_legend() is not None:
             labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        pieces = [axes_words, f"lines: {', '.join(labels)}" if labels else "", "a colour map" if ax.images else ""]
+        # A label with a comma of its own is quoted, so the list still reads as one name per line.
+        names = ", ".join(f'"{t}"' if "," in t else t for t in labels)
+        pieces = [axes_words, f"lines: {names}" if labels else "", "a colour map" if ax.images else ""]
         words = "; ".join(p for p in pieces if p)
         title = ax.get_title().strip()
         text = f"{title}: {words}" if title and words else title or words
