@@ -268,6 +268,21 @@ def test_dask_cluster_gives_the_same_runs_and_survives_a_killed_worker(mnist_rea
         same_histories(run, sweep([spec], cache=False).runs[0])
 
 
+def test_stacks_train_on_workers_and_on_dask_as_they_do_here(mnist_ready, tmp_path, monkeypatch, cluster):
+    client, _ = cluster
+    specs = grid(TINY, lr=[0.05, 0.2], seed=[0, 1]) + [TINY.replace(norm="batch")]   # a stack of 4, one alone
+    here = sweep(specs, stacked=True, cache=False)
+    assert here.table["stacked"].tolist() == [True] * 4 + [False]
+    # From here on a stack trained in this process fails: the engines must send stacks away.
+    monkeypatch.setattr("trainlab.stacked.fit_stacked", lambda *a, **k: (_ for _ in ()).throw(AssertionError("here")))
+    for where in (dict(workers=2), dict(scheduler=client)):
+        monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path / str(len(where)) / next(iter(where))))
+        there = sweep(specs, stacked=True, **where)
+        assert there.table["stacked"].tolist() == here.table["stacked"].tolist(), where
+        for a, b in zip(here.runs, there.runs, strict=True):
+            same_histories(a, b)
+
+
 def _cli_sweep(*extra: str, runs: Path) -> dict:
     args = [sys.executable, "-m", "trainlab", "sweep", "--subset", "600", "--epochs", "1", "--depth", "1",
             "--width", "16", "--optimizer", "sgd", "--lr", "0.05,0.2", "--schedule", "constant", "--seeds", "2",

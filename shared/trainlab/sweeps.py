@@ -309,18 +309,17 @@ def summarize(runs: list[Run], stacked: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _stacks(groups: list[list[Spec]]) -> Iterator:
-    """(spec, run, error) for every spec of every stack, trained one stack at a time
-    in this process; a stack that fails fails each of its specs with its error."""
-    from .stacked import fit_stacked
-    for group in groups:
-        try:
-            runs = fit_stacked(group)
-        except Exception as e:  # noqa: BLE001  (reported per spec, as the other engines do)
-            for spec in group:
-                yield spec, None, f"{type(e).__name__}: {e}"
-            continue
-        yield from ((spec, run, None) for spec, run in zip(group, runs))
+def _outcomes(units: list, workers: int | None, scheduler: Any) -> Iterator:
+    """(spec, run, error) for every spec of every unit, a unit being a spec alone or a
+    stack (a tuple of specs trained as one model), as the engine finishes them; a
+    stack that fails fails each of its specs with its error."""
+    from .workers import train_unit
+    for unit, runs, error in _engine(units, workers, scheduler, train_unit):
+        specs = unit if isinstance(unit, tuple) else (unit,)
+        if error is not None:
+            yield from ((spec, None, error) for spec in specs)
+        else:
+            yield from zip(specs, runs, [None] * len(specs))
 
 
 @dataclass
@@ -357,15 +356,15 @@ def _check_fits(todo: list[Spec], scheduler: Any) -> None:
         check_fits(spec, resolve_device(spec.device))
 
 
-def _engine(todo: list[Spec], workers: int | None, scheduler: Any) -> Iterator:
-    """Where the runs of `todo` train; called only when there is something to train,
+def _engine(todo: list, workers: int | None, scheduler: Any, task: Callable) -> Iterator:
+    """Where the units of `todo` train; called only when there is something to train,
     so a fully cached sweep never contacts (or waits for) a cluster."""
     from . import workers as engines
     if scheduler is not None:
-        return engines.on_dask(todo, scheduler)
+        return engines.on_dask(todo, scheduler, task)
     if workers is not None and workers > 1 and len(todo) > 1:
-        return engines.local_workers(todo, min(workers, len(todo)))
-    return engines.in_process(todo)
+        return engines.local_workers(todo, min(workers, len(todo)), task)
+    return engines.in_process(todo, task)
 
 
 def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = None,
@@ -373,8 +372,8 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
     """Run every spec (cached), with one progress bar over the runs.
 
     `stacked=True` trains the specs that differ only in the optimizer's numbers, the
-    seed or the init's scale as one stacked model each (`trainlab.stacked`), in this
-    process; the rest train as usual, and the table's `stacked` column says which
+    seed or the init's scale as one stacked model each (`trainlab.stacked`), a stack
+    being one task for the workers or the cluster; the rest train as usual, and the table's `stacked` column says which
     was which. Stacked runs match runs alone to rounding, not bit for bit, so it is
     off by default.
 
@@ -413,13 +412,12 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
     keep = cache and bool(todo) and cache_ready(todo, [paths[s] for s in todo])
     failures: list[Failure] = []
     show = progress_enabled() if progress is None else progress
-    from itertools import chain
-
     from .stacked import stack_groups
     groups, alone = stack_groups(todo) if stacked else ([], todo)
+    units = [tuple(group) for group in groups] + alone
     with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep", unit="run",
               leave=False, disable=not show) as bar:
-        for spec, run, error in chain(_stacks(groups), _engine(alone, workers, scheduler) if alone else ()):
+        for spec, run, error in (_outcomes(units, workers, scheduler) if units else ()):
             if run is None:
                 failures.append(Failure(spec, error))
             else:

@@ -32,7 +32,9 @@ from .run import Run
 from .spec import Spec, SpecError
 from .threads import usable_cores, worker_share
 
-Outcome = tuple[Spec, "Run | None", "str | None"]
+# (what was trained, its result, the error that stopped it): a spec and its Run, or a
+# stack (a tuple of specs) and its list of Runs, with the engine's task.
+Outcome = tuple[Any, Any, "str | None"]
 
 
 def train_remote(spec: Spec, max_threads: int | None = None) -> Run:
@@ -45,6 +47,21 @@ def train_remote(spec: Spec, max_threads: int | None = None) -> Run:
     run = fit(spec, progress=False, max_threads=max_threads)
     run.model = None
     return run
+
+
+def train_unit(unit: "Spec | tuple[Spec, ...]", max_threads: int | None = None) -> list[Run]:
+    """Train one unit of a sweep wherever this runs: a spec alone, or a tuple of specs
+    trained as one stacked model (`trainlab.stacked`); the runs in the unit's order,
+    without their models. The engines below hand out units, so workers and a Dask
+    cluster take stacks as they take single runs."""
+    if not isinstance(unit, tuple):
+        return [train_remote(unit, max_threads)]
+    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
+    from .stacked import fit_stacked
+    runs = fit_stacked(list(unit), max_threads=max_threads if max_threads is not None else _dask_worker_share())
+    for run in runs:
+        run.model = None
+    return runs
 
 
 def _dask_worker_share() -> int | None:
