@@ -217,6 +217,26 @@ def test_report_writes_a_gallery_of_every_notebook(tmp_path, monkeypatch):
     assert page.count("seed 0") == 2
 
 
+def test_a_card_shows_the_figure_of_the_cell_tagged_thumbnail():
+    """The first figure unless an author tagged a cell `thumbnail`: a card is small,
+    and a figure with its legend beside the axes does not read at that size."""
+    import nbformat
+    from trainlab.gallery import _thumbnail
+
+    def figure_cell(png: str, tags: list[str] = ()):
+        cell = nbformat.v4.new_code_cell("plot()")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+        cell.metadata["tags"] = list(tags)
+        return cell
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01"), figure_cell("Zmlyc3Q=\n"), figure_cell("c2Vjb25k")]
+    assert _thumbnail(nb) == "Zmlyc3Q="
+    nb.cells[2].metadata["tags"] = ["thumbnail"]
+    assert _thumbnail(nb) == "c2Vjb25k"
+    nb.cells = nb.cells[:1]
+    assert _thumbnail(nb) is None
+
+
 def test_panel_axes_stay_put_from_move_to_move(mnist_ready, tmp_path, monkeypatch):
     from trainlab import plots
     from trainlab.lessons.learning_rate import schedule_view

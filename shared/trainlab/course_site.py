@@ -223,7 +223,7 @@ def _landing(course: str, entries: list[Entry], pages: list[str]) -> str:
     cards = "\n".join(_card(e) for e in entries)
     toc = "\n".join(pages)
     return (f"{course.rstrip()}\n\n## The notebooks\n\n"
-            "Each card: the notebook's lesson, its first figure, how many of its checked claims held "
+            "Each card: the notebook's lesson, one of its figures, how many of its checked claims held "
             "when this site was built, and the claim with the least to spare.\n\n"
             f'```{{raw}} html\n<div class="cards">\n{cards}\n</div>\n```\n\n'
             f"```{{toctree}}\n:hidden:\n:maxdepth: 1\n\n{toc}\n```\n")

@@ -2,7 +2,8 @@
 publishes beside the notebooks' HTML.
 
 Each card shows the notebook's title, its one-line lesson (notebook metadata
-`trainlab.lesson`), a thumbnail of its first figure, how many claims held and the
+`trainlab.lesson`), a thumbnail of one figure (the first of a cell tagged
+`thumbnail`, else the notebook's first), how many claims held and the
 one with the least to spare, how long it ran, and the profile and seed it ran with,
 and links to the notebook's HTML. It is one self-contained file: the thumbnails are
 embedded, nothing is fetched from a network.
@@ -46,7 +47,7 @@ class Entry:
             saved = _recorded(claims_dir, executed.stem, profile, seed, params.get("dataset"))
             if saved is not None:
                 claims, seed = saved["claims"], saved.get("seed", seed)
-        return cls(executed.stem, _title(nb, executed.stem), _lesson(nb), _first_png(nb), seconds,
+        return cls(executed.stem, _title(nb, executed.stem), _lesson(nb), _thumbnail(nb), seconds,
                    profile, seed, claims, failed)
 
     @property
@@ -127,8 +128,16 @@ def _lesson(nb: dict) -> str:
     return str(nb.get("metadata", {}).get("trainlab", {}).get("lesson", ""))
 
 
-def _first_png(nb: dict) -> str | None:
-    for cell in nb.get("cells", []):
+# The tag follows nbsphinx's `nbsphinx-thumbnail`: an author picks the figure that
+# still reads at card size (one panel, few lines) when the first one does not.
+THUMBNAIL_TAG = "thumbnail"
+
+
+def _thumbnail(nb: dict) -> str | None:
+    """The card's image: the first figure of a cell tagged `thumbnail`, else the first figure."""
+    cells = nb.get("cells", [])
+    tagged = [c for c in cells if THUMBNAIL_TAG in c.get("metadata", {}).get("tags", [])]
+    for cell in tagged + cells:
         for out in cell.get("outputs", []):
             png = out.get("data", {}).get("image/png")
             if png:
@@ -151,7 +160,7 @@ h1 { font-weight: 600; }
 
 def _card(e: Entry) -> str:
     esc = html.escape
-    thumb = f'<img alt="first figure of {esc(e.name)}" src="data:image/png;base64,{e.thumbnail}">' \
+    thumb = f'<img alt="a figure of {esc(e.name)}" src="data:image/png;base64,{e.thumbnail}">' \
         if e.thumbnail else "<p>(no figure)</p>"
     if e.failed:
         status = "<p><strong>failed</strong>: open the notebook to see the failing cell</p>"
