@@ -3,7 +3,8 @@
 The pieces are small and explicit: `pretrain` trains (or loads) a source model,
 `new_head` swaps its output layer for a fresh one sized for the target task,
 `freeze` stops gradients into the pretrained layers, and `transfer` fine-tunes the
-result on the target spec. A different LR for the pretrained body and the new head
+result on the target spec, in one stage or in two (`two_stage`: the new head alone on
+the frozen body, then every layer). A different LR for the pretrained body and the new head
 is the spec field `body_lr_factor` (the optimizer gets two parameter groups, see
 `trainlab.optim.param_groups`). `greedy_layerwise` builds a deep MLP one hidden
 layer at a time (the supervised variant of Bengio et al. 2007). Every run is cached
@@ -35,29 +36,36 @@ from ..run import Run
 from ..spec import TRAIN_SIZES, Spec, SpecError
 from ..sweeps import run_cached
 
-Mode = Literal["scratch", "finetune", "freeze"]
-MODES: tuple[str, ...] = ("scratch", "finetune", "freeze")
+Mode = Literal["scratch", "finetune", "freeze", "two_stage"]
+MODES: tuple[str, ...] = ("scratch", "finetune", "freeze", "two_stage")
 # The dataset each offline dataset is paired with for cross-dataset transfer.
 OTHER = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
 HALVES = {(0, 1, 2, 3, 4): (5, 6, 7, 8, 9), (5, 6, 7, 8, 9): (0, 1, 2, 3, 4)}
 
 
 # --- specs ---------------------------------------------------------------------------
-def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Spec:
+def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32, per_epoch: int = 2) -> Spec:
     """`spec` trained on `n` labelled examples for about `steps` steps.
 
     With 50 labels an epoch is one or two batches, so the profile's epochs would give
     a handful of steps; here the epochs are set so every label count gets about the
-    same number of steps (batches of at most `batch_size`, and at most n / 2 so an
-    epoch holds at least two).
+    same number of steps (batches of at most `batch_size`, and at most n / `per_epoch`
+    so an epoch holds at least `per_epoch`). Every epoch ends with a pass over the
+    validation set, which for a CNN costs more than the few steps of an epoch: a
+    larger `per_epoch` means fewer, longer epochs.
 
     >>> s = labelled_spec(Spec(classes="5-9"), 50)
     >>> s.train_labels, s.batch_size, s.epochs
     (50, 25, 50)
+    >>> s = labelled_spec(Spec(classes="5-9"), 50, per_epoch=5)
+    >>> s.batch_size, s.epochs
+    (10, 20)
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise SpecError("n", n, "a whole number of labelled examples >= 1 (the target's train_labels)")
-    bs = max(1, min(batch_size, n // 2))
+    if isinstance(per_epoch, bool) or not isinstance(per_epoch, numbers.Integral) or per_epoch < 1:
+        raise SpecError("per_epoch", per_epoch, "a whole number of batches per epoch >= 1")
+    bs = max(1, min(batch_size, n // per_epoch))
     per_epoch = n // bs
     return spec.replace(train_labels=n, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)))
 
@@ -205,7 +213,7 @@ def pretrain(source: Spec) -> Run:
 
 
 def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: str = "out",
-             pretrained: bool = True, keep_model: bool = False) -> Run:
+             pretrained: bool = True, keep_model: bool = False, head_epochs: int | None = None) -> Run:
     """Train the target spec starting from the source's trained body.
 
     - `scratch`: the target's own random init (the same run `fit(target)` gives).
@@ -213,6 +221,9 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
       body's LR is `target.body_lr_factor` times the head's.
     - `freeze`: the pretrained layers before `upto` frozen (default: the whole
       body, so only the new head trains; "fc2" freezes only the first layer).
+    - `two_stage`: `freeze` for `head_epochs` of the target's epochs, then every
+      layer unfrozen and fine-tuned for the rest, the body at
+      `target.body_lr_factor` times the head's LR (see `two_stage`).
 
     `pretrained=False` is the null case: the source's architecture left untrained (a
     random body drawn from another seed), then the same new head and the same
@@ -230,6 +241,8 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     if source is None:
         raise SpecError("source", source, f"a source Spec for mode={mode!r}")
     check_same_architecture(target, source)
+    if mode == "two_stage":
+        return two_stage(target, source, head_epochs, upto, pretrained, keep_model)
     k = target.num_classes
 
     def start() -> nn.Module:
@@ -242,20 +255,61 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     return run_cached(target, model=keep_model, start=start, start_tag=f"{tag}|{source.to_json()}")
 
 
+def two_stage(target: Spec, source: Spec, head_epochs: int | None = None, upto: str = "out",
+              pretrained: bool = True, keep_model: bool = False) -> Run:
+    """Fine-tuning in two stages, with as many steps in all as one-stage fine-tuning
+    of `target`: first only the new head trains, on the frozen body, for `head_epochs`
+    (default: half of `target.epochs`, rounded down, at least 1); then every layer
+    trains for the remaining epochs, the body at `target.body_lr_factor` times the
+    head's LR. A random head's first gradients are large and point nowhere in
+    particular; the first stage keeps them out of the pretrained body.
+
+    Each stage is a cached run with its own LR schedule (stage 1 is the `freeze` run
+    of `target` cut to `head_epochs`). The second stage's run is returned, so its
+    `spec.epochs` counts only that stage's epochs; its `final` is the fine-tuned
+    net's.
+
+    >>> two = transfer(labelled_spec(target, 100).replace(body_lr_factor=0.1), source, "two_stage")  # doctest: +SKIP
+    >>> two.spec.epochs + two.extra["head_epochs"] == labelled_spec(target, 100).epochs                # doctest: +SKIP
+    True
+    """
+    if target.epochs < 2:
+        raise SpecError("epochs", target.epochs, "at least 2 for two stages (one for the head, one for every layer)")
+    first = target.epochs // 2 if head_epochs is None else head_epochs
+    if isinstance(first, bool) or not isinstance(first, numbers.Integral) or not 1 <= first < target.epochs:
+        raise SpecError("head_epochs", head_epochs, f"a whole number from 1 to {target.epochs - 1} (the target's "
+                        "epochs less at least one for the second stage)")
+    head = transfer(target.replace(epochs=int(first), body_lr_factor=1.0), source, "freeze", upto=upto,
+                    pretrained=pretrained, keep_model=True)
+
+    def start() -> nn.Module:
+        net = copy.deepcopy(head.model)
+        for p in net.parameters():
+            p.requires_grad_(True)
+        return net
+
+    tag = f"two_stage|{first}|{upto}" + ("" if pretrained else "|random-body")
+    run = run_cached(target.replace(epochs=target.epochs - int(first)), model=keep_model, start=start,
+                     start_tag=f"{tag}|{source.to_json()}")
+    run.extra = {**run.extra, "head_epochs": int(first), "head_val_acc": head.final["val_acc"]}
+    return run
+
+
 def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[str, Any]],
-                steps: int = 100) -> pd.DataFrame:
+                steps: int = 100, per_epoch: int = 2) -> pd.DataFrame:
     """Validation accuracy against the number of labelled target examples: one row per
     (labels, arm), the data of a "labels vs accuracy" plot. Each arm is the keyword
-    arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`), plus, optionally,
-    `body_lr_factor` for the target spec. Every arm at a given label count trains on
-    the same labelled examples for the same steps (`labelled_spec`).
+    arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`, `head_epochs`),
+    plus, optionally, `body_lr_factor` for the target spec. Every arm at a given label
+    count trains on the same labelled examples for the same steps (`labelled_spec`,
+    with `steps` and `per_epoch`).
 
     >>> label_curve(target, [50, 500], {"scratch": dict(mode="scratch"),
     ...                                 "fine-tuned": dict(source=src, mode="finetune")})   # doctest: +SKIP
     """
     rows = []
     for n in labels:
-        spec = labelled_spec(target, n, steps)
+        spec = labelled_spec(target, n, steps, per_epoch=per_epoch)
         for name, arm in arms.items():
             kw = dict(arm)
             arm_spec = spec.replace(body_lr_factor=kw.pop("body_lr_factor", spec.body_lr_factor))
@@ -302,10 +356,11 @@ def _columns(acc: pd.DataFrame, *names: str) -> None:
             raise SpecError("arm", name, f"one of the table's arms {list(acc.columns)}")
 
 
-def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
+def curve_view(source: Spec, steps: int = 100, per_epoch: int = 2) -> Callable[[Spec], Any]:
     """A view for the Explore panel: `view(spec)` trains (or loads) scratch, fine-tuned
     and frozen runs at `spec.train_labels` labels (the fine-tuned body at
-    `spec.body_lr_factor`) and draws their validation accuracy per epoch.
+    `spec.body_lr_factor`) and draws their validation accuracy per epoch; `steps` and
+    `per_epoch` as in `label_curve`.
 
     >>> explore(curve_view(source), target.replace(train_labels=50, batch_size=10),
     ...         train_labels=[20, 50, 200], body_lr_factor=[0.1, 1.0])            # doctest: +SKIP
@@ -313,7 +368,7 @@ def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
     def view(spec: Spec) -> Any:
         from ..plots import curves
         n = spec.train_labels or spec.train_size
-        s = labelled_spec(spec, n, steps)
+        s = labelled_spec(spec, n, steps, per_epoch=per_epoch)
         runs = {"from scratch": transfer(s, None, "scratch"),
                 f"fine-tuned (body LR x{s.body_lr_factor:g})": transfer(s, source, "finetune"),
                 "frozen body, new head only": transfer(s.replace(body_lr_factor=1.0), source, "freeze")}
@@ -388,5 +443,5 @@ def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
 
 
 __all__ = ["MODES", "ARCHITECTURE", "check_same_architecture", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
-           "weight_change", "pretrain", "transfer", "label_curve", "curve_view", "greedy_layerwise",
+           "weight_change", "pretrain", "transfer", "two_stage", "label_curve", "curve_view", "greedy_layerwise",
            "greedy_then_finetune", "from_scratch"]
