@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
 SEEDS ?= 5
+FIRST_SEED ?= 0
 
 .PHONY: help install strip-outputs data run test test-unit lab bench claims clean
 
@@ -17,7 +18,7 @@ help:
 	@echo "make test    the whole test suite: unit tests, every notebook via papermill, then pytest --nbval-lax"
 	@echo "make test-browser  every notebook in JupyterLab in headless Chromium: Run All, move a slider; screenshots in reports/browser/"
 	@echo "make lab     JupyterLab on notebooks/"
-	@echo "make claims  every notebook on DATASETS x seeds 0..SEEDS-1, one per core; prints each claim's smallest margin"
+	@echo "make claims  every notebook on DATASETS x seeds FIRST_SEED.. (SEEDS of them), one per core; prints each claim's smallest margin"
 	@echo "make test-gpu  (on a CUDA machine) the unit suite and every notebook on the GPU, one line per notebook"
 	@echo "make bench   benchmarks/ (prints ratios against a baseline measured in the same run)"
 
@@ -51,10 +52,14 @@ run: data
 # tests trained, and nothing from an earlier version of the harness is reused.
 TEST_RUNS := $(CURDIR)/data/test-runs
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); the harness shares the cores
+# between them (trainlab.threads): small runs leave a core idle, two processes do not.
+TEST_WORKERS ?= 2
+
 test: data
 	$(VENV)/bin/lint-imports
 	rm -rf $(TEST_RUNS)
-	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest
+	TRAINLAB_RUNS=$(TEST_RUNS) $(PY) -m pytest -n $(TEST_WORKERS)
 	TRAINLAB_RUNS=$(TEST_RUNS) TRAINLAB_PROFILE=smoke TRAINLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=300 notebooks/
 
 test-unit: data
@@ -86,12 +91,13 @@ lab: data
 
 DATASETS ?= mnist,fashion_mnist
 claims: data
-	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --datasets $(DATASETS) --out reports/seeds notebooks/*.ipynb
+	TRAINLAB_PROGRESS=0 $(PY) -m trainlab claims --profile $(PROFILE) --seeds $(SEEDS) --first-seed $(FIRST_SEED) --datasets $(DATASETS) --out reports/seeds notebooks/*.ipynb
 
 bench: data
 	$(PY) benchmarks/mnist_time_to_accuracy.py
 	$(PY) benchmarks/shared_cpu.py
 	$(PY) benchmarks/sweep_parallel.py
+	$(PY) benchmarks/stacked_sweep.py
 
 clean:
 	rm -rf reports .pytest_cache

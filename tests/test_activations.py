@@ -6,7 +6,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 from trainlab.lessons import activations as activity
+from trainlab.probes import init_stats
 from trainlab.spec import ACTIVATIONS, INITS, Spec
+from trainlab.train import fit
 
 SMALL = Spec(subset=1000, val_fraction=0.2, depth=10, width=64)
 
@@ -71,6 +73,32 @@ def test_bias_keeps_relu_units_alive_only_when_it_dominates(mnist_ready):
     assert dead["kaiming_normal", 0.1] > dead["normal", 0.0] - 0.02
 
 
+def test_dead_fraction_counts_units_never_positive_on_the_batch(mnist_ready):
+    spec = activity.paired(SMALL.replace(activation="relu", depth=3))
+    model, x, _ = activity.init_model(spec)
+    assert activity.dead_fraction(model, x, "relu") == activity.hidden_mean(init_stats(spec), "dead_frac")
+    with torch.no_grad():
+        model.fc1.bias[:16] = -1e6      # a quarter of the first layer can never switch on
+    assert activity.dead_fraction(model, x, "relu") == pytest.approx(16 / (3 * 64), abs=0.03)
+    with torch.no_grad():
+        model.fc1.bias.fill_(-1e6)      # and with the whole first layer off, everything above sees only biases of 0
+    assert activity.dead_fraction(model, x, "relu") == 1.0
+    assert math.isnan(activity.dead_fraction(*activity.init_model(spec.replace(activation="tanh"))[:2], "tanh"))
+
+
+def test_trained_dead_fraction_reads_the_runs_model_on_the_init_batch(mnist_ready):
+    spec = activity.paired(SMALL.replace(activation="relu", depth=3, epochs=1, batch_size=64))
+    run = fit(spec, progress=False)
+    _, x, _ = activity.init_model(spec)
+    assert activity.trained_dead_fraction(run) == activity.dead_fraction(run.model, x, "relu")
+    assert 0.0 <= activity.trained_dead_fraction(run, x[:32]) <= 1.0
+    stats = activity.trained_stats(run)
+    assert list(stats["layer"]) == [1, 2, 3, 4] and stats["grad_norm"].isna().all()   # forward only
+    run.model = None
+    with pytest.raises(ValueError, match="model"):
+        activity.trained_dead_fraction(run)
+
+
 @pytest.mark.parametrize("activation,depth,bias", [("relu", 2, 0.0), ("sigmoid", 10, 0.1), ("tanh", 30, 1.0),
                                                     ("selu", 5, 0.0), ("linear", 3, 0.5), ("gelu", 10, 0.1)])
 def test_activation_view_with_several_slider_values(mnist_ready, activation, depth, bias):
@@ -83,3 +111,13 @@ def test_activation_view_with_several_slider_values(mnist_ready, activation, dep
     assert mean_ax.get_ylim() == pytest.approx(activity.MEAN_RANGE)
     assert len(grad_ax.lines[0].get_xdata()) == depth + 1          # every hidden layer and the output
     assert len(frac_ax.lines) == (0 if activation in ("selu", "linear") else 1)
+
+
+def test_plot_functions_draws_each_activation_and_its_slope():
+    fig = activity.plot_functions(("relu", "tanh", "selu"))
+    value, slope = fig.axes
+    labelled = [line for line in slope.lines if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in labelled] == ["relu", "tanh", "selu"]
+    relu_slope = labelled[0].get_ydata()
+    assert relu_slope.min() == 0 and relu_slope.max() == 1          # flat below 0, slope 1 above
+    assert max(labelled[2].get_ydata()) == pytest.approx(1.7581, abs=0.05)  # SELU's scale x alpha just below 0

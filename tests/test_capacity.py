@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from matplotlib.figure import Figure
-from trainlab import Spec, fit, grid, run_cached
+from trainlab import Spec, SpecError, fit, grid, run_cached
 from trainlab.data import load_data
 from trainlab.lessons import capacity as ms
 from trainlab.measures import gap_in_se
@@ -106,3 +106,20 @@ def test_above_chance_in_standard_errors():
     assert ms.above_chance_in_se(0.16, 900) == pytest.approx(6.0)   # SE at chance: 0.3 / 30 = 0.01
     assert ms.above_chance_in_se(0.05, 900) < 0                     # below chance is negative
     assert ms.above_chance_in_se(0.55, 400, chance=0.5) == pytest.approx(2.0)
+
+
+def test_reference_spec_validates_on_the_same_images_and_trains_on_all_the_others(mnist_ready):
+    spec = SMALL.replace(seed=3)
+    ref = ms.reference_spec(spec, depth=2, width=32, epochs=1, batch_size=128)
+    assert (ref.depth, ref.width, ref.epochs, ref.batch_size) == (2, 32, 1, 128)
+    assert ms.split_sizes(ref) == (60000 - 300, 300)
+    small, big = load_data(spec), load_data(ref)
+    # The same images, each scaled by its own split's training statistics.
+    def pixels(d):
+        return d.val_x * d.std.view(1, -1, 1, 1) + d.mean.view(1, -1, 1, 1)
+    assert torch.equal(small.val_y, big.val_y) and torch.allclose(pixels(small), pixels(big), atol=1e-3)
+    assert len(big.train_x) == 59700 and len(small.train_x) == 300
+    with pytest.raises(SpecError, match="subset"):
+        ms.reference_spec(spec, subset=5000)
+    with pytest.raises(SpecError):
+        ms.reference_spec(spec.replace(rare_class=3, rare_keep=0.1))

@@ -60,6 +60,7 @@ def test_missing_data_exits_1_with_the_message(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["report", "--profile", "turbo", "notebooks/04_weight_initialization.ipynb"], "profile: 'turbo'"),
     (["claims", "--seeds", "0", "notebooks/04_weight_initialization.ipynb"], "seeds: 0"),
+    (["claims", "--first-seed", "-1", "notebooks/04_weight_initialization.ipynb"], "first-seed: -1"),
     (["report", "notebooks/no_such.ipynb"], "no such notebook: notebooks/no_such.ipynb"),
 ])
 def test_notebook_commands_check_arguments_before_work(args, needle, tmp_path):

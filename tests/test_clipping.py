@@ -117,7 +117,8 @@ def test_fit_and_catch_returns_and_prints_the_clipping_warning(capsys):
     run, warned = fit_and_catch(DIABETES.replace(clip_norm=1e-3))   # far below every norm: every step clipped
     assert run.extra["clipping"]["clipped_fraction"] == 1.0
     assert any("clip" in w for w in warned)
-    assert "UserWarning" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the harness warned: 100% of steps were clipped" in out and "UserWarning" not in out
     quiet, none_warned = fit_and_catch(DIABETES.replace(target_scale="standard", clip_norm=1e9))
     assert none_warned == [] and quiet.extra["clipping"]["clipped_fraction"] == 0.0
 
@@ -130,3 +131,9 @@ def test_tail_norm_is_the_median_of_the_last_quarter_of_logged_norms():
     run.steps = run.steps.iloc[:0]
     with pytest.raises(ValueError, match="grad_norm"):
         tail_norm(run)
+
+
+def test_the_clipping_panel_shows_no_warning_lines(recwarn, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_RUNS", str(tmp_path))
+    clipping_view(DIABETES.replace(clip_norm=1e-3))   # every step clipped: its title says so instead
+    assert not [w for w in recwarn if "clipped" in str(w.message)]

@@ -35,6 +35,15 @@ def test_standard_scaling_uses_training_statistics(mnist_ready):
     assert 0.0 <= unit.train_x.min().item() and unit.train_x.max().item() == 1.0
 
 
+def test_center_and_divide_do_one_half_of_standard_scaling(mnist_ready):
+    raw = load_data(Spec(subset=2000, scale="none")).train_x
+    center = load_data(Spec(subset=2000, scale="center")).train_x
+    divide = load_data(Spec(subset=2000, scale="divide")).train_x
+    assert abs(center.mean().item()) < 1e-3 and center.std().item() == pytest.approx(raw.std().item(), rel=1e-4)
+    assert divide.min().item() == 0.0 and divide.std().item() == pytest.approx(1.0, rel=1e-3)
+    assert divide.mean().item() == pytest.approx(raw.mean().item() / raw.std().item(), rel=1e-3)  # still all >= 0
+
+
 def test_batches_are_a_seeded_permutation(mnist_ready):
     d = load_data(Spec(subset=500))
     a = [y for _, y in d.batches(100, torch.Generator().manual_seed(1))]

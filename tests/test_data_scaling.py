@@ -1,5 +1,6 @@
 """Notebook 03's harness pieces: the diabetes description, the mean predictor, the
-scaling panel (called directly with several values) and plots.metric_vs."""
+scaling panel (called directly with several values), the sign agreement of the
+first layer's gradient and plots.metric_vs."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from trainlab import Spec, SpecError, plots
-from trainlab.lessons.data_scaling import scaling_view
+from trainlab.lessons.data_scaling import scaling_view, sign_agreement
 from trainlab.tabular import describe, mean_predictor_rmse
 
 REG = Spec(dataset="diabetes", val_fraction=0.2, depth=1, width=16, epochs=3, batch_size=32,
@@ -54,5 +55,13 @@ def test_metric_vs_draws_a_line_per_group_and_marks_diverged_runs():
     assert [len(line.get_xdata()) for line in lines] == [2, 1]
     assert [len(line.get_xdata()) for line in crosses] == [1, 2]
     assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "0.1", "1"]   # each value labelled
     with pytest.raises(ValueError, match="'accuracy' is not a column"):
         plots.metric_vs(table, "lr", "accuracy")
+
+
+def test_sign_agreement_is_a_share_and_is_seeded(mnist_ready):
+    spec = Spec(subset=2000, depth=1, width=32, scale="divide")
+    value = sign_agreement(spec)
+    assert 0 < value <= 1 and sign_agreement(spec) == value
+    assert sign_agreement(spec.replace(seed=1)) != value  # another init and batch, another number

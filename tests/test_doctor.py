@@ -235,6 +235,10 @@ def test_gallery_plot_has_a_panel_per_case_titled_with_the_verdict(runs):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert len(titles) == len(CASES)
     assert all(f"doctor: {c.expected}" in t for c, t in zip(CASES, titles))
+    first = fig.axes[0]
+    styles = {line.get_label(): line.get_linestyle() for line in first.lines if not line.get_label().startswith("_")}
+    assert styles == {"broken": "-", "fixed": "--"}            # told apart without colour
+    assert first.lines[-1].get_label() == "fixed"              # drawn on top of the broken run
 
 
 def test_forgotten_eval_keeps_dropout_on_where_the_model_is_evaluated(runs):

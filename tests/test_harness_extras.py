@@ -229,3 +229,13 @@ def test_run_and_layer_summaries_the_notebooks_claim_on():
     assert math.isnan(gradient_growth(stats.assign(grad_norm=0.0)))  # both underflowed
     run = type("R", (), {"epochs": pd.DataFrame({"val_acc": [0.5, 0.7, 0.9]})})()
     assert mean_val_acc(run) == pytest.approx(0.7) and val_acc_after(run) == 0.5 and val_acc_after(run, 3) == 0.9
+
+
+def test_good_lr_centre_is_the_middle_of_the_lrs_near_the_best():
+    from trainlab.measures import good_lr_centre
+    table = pd.DataFrame({"lr": [0.01, 0.03, 0.1, 0.3, 1.0], "val_acc": [0.80, 0.900, 0.905, 0.50, 0.1],
+                          "diverged": [False, False, False, False, True]})
+    assert good_lr_centre(table, n_val=3000) == pytest.approx(math.sqrt(0.03 * 0.1))   # 0.9 and 0.905 tie
+    assert good_lr_centre(table, n_val=3000, tol=0.1) == pytest.approx(0.1)            # only the best itself
+    swapped = table.assign(val_acc=[0.80, 0.905, 0.900, 0.50, 0.1])                    # the top two trade places
+    assert good_lr_centre(swapped, n_val=3000) == good_lr_centre(table, n_val=3000)

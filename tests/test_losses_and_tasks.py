@@ -172,6 +172,12 @@ def test_diabetes_targets_round_trip_through_scaling():
     unscaled = load_data(DIABETES.replace(target_scale="none"))
     assert float(unscaled.train_y.min()) >= 25 and float(unscaled.train_y.max()) <= 346
     assert abs(float(load_data(DIABETES).train_x.mean(0).abs().max())) < 1e-5  # inputs standardised
+    raw_x = load_data(DIABETES.replace(scale="none")).train_x
+    centered = load_data(DIABETES.replace(scale="center")).train_x
+    assert float(centered.mean(0).abs().max()) < 1e-3 and torch.allclose(centered.std(0), raw_x.std(0), rtol=1e-4)
+    divided = load_data(DIABETES.replace(scale="divide")).train_x
+    assert torch.allclose(divided.std(0), torch.ones(10), atol=1e-4) and torch.allclose(
+        divided.mean(0), raw_x.mean(0) / raw_x.std(0), rtol=1e-4)
 
 
 def test_a_regression_run_learns_and_reports_error_in_target_units():

@@ -83,5 +83,6 @@ def test_notebook_runs_and_its_claims_hold(path, tmp_path, runs_dir, monkeypatch
     # The HTML a teacher publishes shows the Explore panel's starting figure, no kernel needed.
     from trainlab.report import to_html
     page = to_html(out).read_text()
+    assert "# Parameters</span>" not in page  # papermill's injected cell (its first line) stays off the page
     explore = page[page.index('id="Explore"'):]
     assert "data:image/png;base64," in explore[:explore.index('id="Exercises"')]

@@ -81,6 +81,16 @@ def test_tables_read_as_numbers_not_floats():
     assert "3372" in html and "3372.0" not in html and "—" in html and "nan" not in html
 
 
+def test_tables_keep_row_names_and_hide_row_numbers():
+    named = pd.DataFrame({"val_acc": [0.9, 0.8]}, index=pd.Index([16, 256], name="batch size"))
+    assert "batch size" in pretty(named).to_html()
+    labels = pd.DataFrame({"min": [1.0, 19.0]}, index=["sex", "age"])
+    assert ">sex<" in pretty(labels).to_html()
+    numbers = pd.DataFrame({"val_acc": [0.9, 0.8, 0.7]}).iloc[[0, 2]]   # filtered row numbers say nothing
+    assert 'class="row_heading' not in pretty(numbers).to_html()
+    assert 'class="row_heading' in pretty(numbers, index=True).to_html()
+
+
 def test_claim_margins_are_relative_or_in_orders_of_magnitude():
     claims = Claims("t", "smoke", 0)
     claims.check("activations vanish", 7.9e-16, "<", 1e-6, log=True)
@@ -114,6 +124,8 @@ def test_a_panel_carries_a_static_image_of_its_starting_figure(tmp_path):
     nbformat.write(nb, path)
     html = to_html(path).read_text()
     assert "data:image/png;base64," + bundle["image/png"][:40] in html  # shown with no kernel or network
+    assert "The panel at its starting values (lr 0.01)." in html and "live kernel" in html
+    assert 'alt="The panel at its starting values (lr 0.01)."' in html
 
 
 def test_run_cached_keeps_the_model_when_asked(mnist_ready, tmp_path, monkeypatch):

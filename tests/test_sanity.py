@@ -167,3 +167,78 @@ def test_first_last_means_and_short_runs():
     run = Run(BASE, pd.DataFrame({"loss": [4.0, 2.0, 1.0, 0.5]}), pd.DataFrame(), {}, False, 1, 0.0, "cpu")
     assert sanity.first_last(run, k=10) == (3.0, 0.75)  # k shrinks to half the run
     assert sanity.first_last(run, k=1) == (4.0, 0.5)
+
+
+# --- the input-independent baseline -----------------------------------------------------
+
+def test_zero_inputs_zeroes_every_input_and_keeps_the_labels(mnist_ready):
+    from trainlab.data import load_data
+    data = load_data(BASE)
+    zeroed = sanity.zero_inputs(data)
+    for part in ("train", "val", "test"):
+        x, y = getattr(zeroed, f"{part}_x"), getattr(zeroed, f"{part}_y")
+        assert x.shape == getattr(data, f"{part}_x").shape and not x.any()
+        assert torch.equal(y, getattr(data, f"{part}_y"))
+    assert data.train_x.any()  # the original is left as it was
+
+
+def test_a_zero_input_model_predicts_one_class_and_a_real_one_beats_it(mnist_ready):
+    """Notebook 00 §6 and its null: shuffled labels leave real inputs no better than zeros."""
+    from trainlab.measures import gap_in_se
+    spec = BASE.replace(epochs=1, batch_size=64)
+    n_val = round(spec.val_fraction * spec.subset)
+    real = fit(spec, progress=False).final["val_acc"]
+    baseline = sanity.input_independent_run(spec)
+    with torch.no_grad():
+        out = baseline.model(torch.zeros(3, 1, 28, 28))
+    assert torch.equal(out[0], out[1])  # every image looks the same, so every prediction is the same
+    shuffled = fit(spec.replace(fault="shuffled_labels"), progress=False).final["val_acc"]
+    zero = baseline.final["val_acc"]
+    assert zero < 0.2
+    assert gap_in_se(real, zero, n_val) > 20
+    assert gap_in_se(shuffled, zero, n_val) < 5  # no better than zeros (it can be a little worse)
+
+
+# --- the batch as the network receives it ----------------------------------------------
+
+def test_batch_as_seen_is_the_first_batch_the_model_receives(mnist_ready):
+    from trainlab.bundle import DataBundle
+    from trainlab.data import load_data
+    spec = BASE.replace(batch_size=16)
+    x, y, device = sanity.batch_as_seen(spec)
+    assert x.shape == (16, 1, 28, 28) and y.shape == (16,) and x.device.type == "cpu"
+    assert device == str(load_data(spec).device)
+    # By hand: the first batch the loop draws with the run's own seeded order.
+    data = load_data(spec)
+    xb, yb = next(DataBundle.batches(data, 16, torch.Generator().manual_seed(spec.seed)))
+    assert torch.equal(x, xb.cpu()) and torch.equal(y, yb.cpu())
+    # Standardised with training statistics: values around 0, not raw 0..255 pixels.
+    assert -1.0 < float(x.mean()) < 1.0 and float(x.max()) < 10
+    raw, _, _ = sanity.batch_as_seen(spec.replace(scale="none"))
+    assert float(raw.max()) > 100  # a pipeline that forgot to scale shows it here
+    shuffled_x, shuffled_y, _ = sanity.batch_as_seen(spec.replace(fault="shuffled_labels"))
+    assert torch.equal(shuffled_x, x) and not torch.equal(shuffled_y, y)  # same images, other labels
+
+
+def test_batch_plot_draws_each_image_with_its_label():
+    x, y = torch.randn(10, 1, 28, 28), torch.arange(10)
+    fig = sanity.batch_plot(x, y, names=sanity.LABEL_NAMES["fashion_mnist"], n=6, title="a batch")
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 6 and len(fig.axes) == 7  # six images and one colour bar
+    assert [ax.get_title() for ax in images][:2] == ["T-shirt/top", "trouser"]
+    lo, hi = images[0].images[0].get_clim()
+    assert lo == pytest.approx(float(x[:6].min())) and hi == pytest.approx(float(x[:6].max()))
+    flat = sanity.batch_plot(x.reshape(10, -1), y, n=3)  # what a flattened pipeline hands over
+    assert [ax.images[0].get_array().shape for ax in flat.axes if ax.images] == [(28, 28)] * 3
+
+
+def test_constant_guess_scores_the_training_label_frequencies_on_validation(mnist_ready):
+    from trainlab.data import load_data
+    data = load_data(BASE)
+    guess = sanity.constant_guess(BASE)
+    counts = torch.bincount(data.train_y, minlength=10)
+    assert guess["most frequent class"] == int(counts.argmax())
+    assert guess["accuracy"] == pytest.approx(float((data.val_y == counts.argmax()).float().mean()))
+    prior = counts.double() / counts.sum()
+    assert guess["loss"] == pytest.approx(F.nll_loss(prior.log()[None].expand(len(data.val_y), -1), data.val_y).item())
+    assert 0.09 < guess["accuracy"] < 0.15 and guess["loss"] == pytest.approx(math.log(10), rel=0.01)

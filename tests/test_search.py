@@ -224,3 +224,81 @@ def test_seed_values_trains_each_seed_once_and_repeats(runs_dir):
     assert (search.seed_values(TINY, [1, 0]) == first[::-1]).all()   # from the cache, same numbers
     with pytest.raises(SpecError, match="seed"):
         search.seed_values(TINY, [0, -1])
+
+
+# --- two stages as one budget, one knob at a time, the winner across seeds ----------
+
+def test_chain_is_one_search_of_both_stages_budgets():
+    coarse, fine = search.coarse_to_fine(None, SPACE, 9, seed=2, objective=toy())
+    both = search.chain(coarse, fine)
+    assert len(both.values) == 18 and both.points[:9] == coarse.points and both.points[9:] == fine.points
+    assert both.best_value == max(coarse.best_value, fine.best_value)
+    assert both.table["best_so_far"].iloc[8] == coarse.best_value   # the first 9 trials are the coarse stage
+
+
+def test_good_band_measures_how_wide_a_knob_can_be_set_without_a_visible_loss():
+    xs = [10 ** (-6 + 0.5 * j) for j in range(11)]
+    peaked = search.SearchResult("sweep", {}, [{"lr": x} for x in xs],
+                                 [0.5, 0.6, 0.7, 0.8, 0.88, 0.9, 0.88, 0.8, 0.5, math.nan, 0.1])
+    flat = search.SearchResult("sweep", {}, [{"lr": x} for x in xs], [0.9] * 9 + [0.5, math.nan])
+    assert search.good_band(peaked, "lr", n_val=2000) == pytest.approx(0.0)   # 0.88 is 2.1 SE below 0.9
+    assert search.good_band(peaked, "lr", n_val=2000, tol=3) == pytest.approx(1.0)
+    assert search.good_band(flat, "lr", n_val=2000) == pytest.approx(4.0)      # NaN and the loss at the end left out
+
+
+def test_winner_kept_counts_the_other_seeds_where_the_winner_stays_best():
+    rng = np.random.default_rng(0)
+    common = rng.normal(0, 0.02, size=5)                     # a seed moves every setting alike
+    tied = 0.9 + common + rng.normal(0, 0.01, size=(5, 5))   # five near-equal settings
+    apart = tied - np.arange(5)[:, None] * 0.05              # the same, 5 points apart from each other
+    assert search.winner_kept(apart) == 1.0                  # the null: real gaps, the winner stays
+    assert search.winner_kept(tied) < 1.0
+    assert search.winner_kept([[0.9, math.nan], [0.8, 0.7]]) == 0.0   # a diverged winner lost that seed
+    with pytest.raises(ValueError, match="settings x"):
+        search.winner_kept([[0.9, 0.8]])
+
+
+def test_sweep_refuses_a_bad_field_before_any_training(runs_dir, monkeypatch):
+    import trainlab.sweeps
+    monkeypatch.setattr(trainlab.sweeps, "run_cached", lambda *a, **k: pytest.fail("trained on a bad sweep"))
+    with pytest.raises(SpecError) as err:
+        search.one_knob(TINY, "learning_rate", [1e-3, 1e-2])
+    assert err.value.field == "learning_rate"
+    with pytest.raises(SpecError, match="weight_decay"):
+        search.one_knob(TINY, "weight_decay", [1e-3, 100.0])
+    with pytest.raises(SpecError, match="values"):
+        search.one_knob(TINY, "lr", [])
+
+
+def test_winner_lead_is_near_zero_for_a_tie_and_large_for_a_real_lead():
+    rng = np.random.default_rng(1)
+    common = rng.normal(0, 0.02, size=5)
+    tied = 0.9 + common + rng.normal(0, 0.005, size=(5, 5))
+    apart = tied - np.arange(5)[:, None] * 0.05
+    assert abs(search.winner_lead(tied, n_val=2000)) < 1.5
+    assert search.winner_lead(apart, n_val=2000) > 4      # the null: a real lead shows on every seed
+    with pytest.raises(ValueError, match="settings x"):
+        search.winner_lead([[0.9], [0.8]], n_val=2000)
+
+
+def test_halving_stops_some_trials_and_counts_only_their_epochs(runs_dir):
+    base = TINY.replace(epochs=4)
+    result = search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2)
+    t = result.table
+    assert len(t) == 8 and t["epochs"].between(1, 4).all()
+    kept = t[~t["stopped"] & np.isfinite(t["value"])]
+    assert len(kept) >= 1 and (kept["epochs"] == 4).all() and (kept["value"] == kept["full_value"]).all()
+    stopped = t[t["stopped"]]
+    assert len(stopped) >= 1 and stopped["value"].isna().all() and (stopped["epochs"] < 4).all()
+    assert sum(result.epochs) < 8 * 4
+    again = search.halving_search(base, SPACE, 8, seed=0, reduction_factor=2)  # the cache: same decisions
+    assert again.epochs == result.epochs and again.best == result.best
+
+
+@pytest.mark.parametrize("kwargs,field", [(dict(pruner="median"), "pruner"), (dict(reduction_factor=1), "reduction_factor")])
+def test_halving_refuses_bad_settings_before_training(kwargs, field, runs_dir):
+    with pytest.raises(SpecError, match=field):
+        search.halving_search(TINY.replace(epochs=4), SPACE, 8, seed=0, **kwargs)
+    with pytest.raises(SpecError, match="base.epochs"):
+        search.halving_search(TINY, SPACE, 8, seed=0)
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())

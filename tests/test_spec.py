@@ -137,3 +137,10 @@ def test_grid_is_every_combination_in_order():
 
 def test_diff_lists_changed_fields():
     assert Spec(lr=0.5, depth=4).diff() == {"lr": 0.5, "depth": 4}
+
+
+def test_a_spec_shows_in_a_notebook_as_the_fields_it_changes():
+    page = Spec(lr=0.1, depth=3, dataset="fashion_mnist")._repr_html_()
+    assert page.count("<tr>") == 3 and "fashion_mnist" in page and "<th style='text-align:left'>lr</th>" in page
+    assert "every field at its default" in Spec()._repr_html_()
+    assert repr(Spec()).startswith("Spec(dataset='mnist'")   # repr() itself keeps every field

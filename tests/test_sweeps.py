@@ -288,6 +288,14 @@ def test_cli_sweep_is_the_same_in_process_on_workers_and_on_dask(mnist_ready, tm
         assert [r["spec"] for r in other["runs"]] == [r["spec"] for r in here["runs"]]
 
 
+def test_cli_sweep_stacked_matches_the_sweep_in_process(mnist_ready, tmp_path):
+    here = _cli_sweep(runs=tmp_path / "a")
+    stacked = _cli_sweep("--stacked", runs=tmp_path / "b")
+    assert [r["spec"] for r in stacked["runs"]] == [r["spec"] for r in here["runs"]]
+    for a, b in zip(here["runs"], stacked["runs"]):
+        assert b["final"]["val_acc"] == pytest.approx(a["final"]["val_acc"], abs=1e-3)
+
+
 @pytest.mark.parametrize("flags, field", [
     (["--lr", "0.1,abc"], "lr"), (["--workers", "0"], "workers"), (["--seeds", "2", "--seed", "1"], "seeds"),
     (["--optimizer", "nesterov"], "momentum"), (["--betas", "0.9,0.999;0.9,1.5"], "betas"),

@@ -1,4 +1,5 @@
-"""The tensors one run trains on (`DataBundle`), and how a training pool is split.
+"""The tensors one run trains on (`DataBundle`), how a training pool is split, and
+what its scaling subtracts and divides by.
 
 Kept apart from the loaders so both loaders (images in `data`, tables in `tabular`)
 build the same bundle without importing each other.
@@ -64,3 +65,15 @@ def split_indices(n: int, subset: int | None, val_fraction: float, seed: int) ->
     pool = torch.randperm(n, generator=g)[: subset or n]
     n_val = round(val_fraction * len(pool))
     return pool[n_val:], pool[:n_val]
+
+
+def scaling(scale: str, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a spec's `scale` subtracts and divides by, given the training set's
+    statistics: both, only one of them, 255 (pixels to 0..1) or neither.
+
+    >>> scaling("center", torch.tensor([33.3]), torch.tensor([78.6]))
+    (tensor([33.3000]), tensor([1.]))
+    """
+    zero, one = torch.zeros_like(mean), torch.ones_like(std)
+    return {"standard": (mean, std), "center": (mean, one), "divide": (zero, std),
+            "unit": (zero, torch.full_like(std, 255.0)), "none": (zero, one)}[scale]

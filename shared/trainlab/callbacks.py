@@ -13,6 +13,7 @@ step, and entries put in `log` become columns of the per-step history.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import torch
 
@@ -126,7 +127,8 @@ class LivePlot(Callback):
 
 class EarlyStopping(Callback):
     """Stops when validation loss has not improved for `patience` epochs and puts
-    back the weights of the best epoch."""
+    back the weights of the best epoch (`epochs_before_stop` is the same rule on a
+    logged curve)."""
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0):
         self.patience, self.min_delta = patience, min_delta
@@ -150,6 +152,33 @@ class EarlyStopping(Callback):
         if self.best_state is not None and learner.extra["best_epoch"] != len(learner.epoch_rows):
             learner.model.load_state_dict(self.best_state)
             learner.weights_replaced = True
+
+
+def epochs_before_stop(losses: Sequence[float], patience: int, min_delta: float = 0.0) -> int:
+    """How many epochs `EarlyStopping(patience, min_delta)` trains on a run whose
+    per-epoch validation losses are `losses`, the same rule applied to a logged
+    curve: it stops once `patience` epochs in a row bring no value below the best so
+    far by more than `min_delta`. A run that early stopping did not cut short has the
+    same curve up to the stop, so its logged validation loss says when the stop comes;
+    the rule applied to its training loss says what would happen to a curve that does
+    not rise (notebook 11).
+
+    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.75, 0.9, 1.1, 1.2], patience=3)
+    6
+    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.6], patience=3)
+    4
+    """
+    if patience < 1:
+        raise ValueError(f"patience: {patience!r} is not allowed; expected a whole number >= 1")
+    best, since = float("inf"), 0
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best - min_delta:
+            best, since = loss, 0
+        else:
+            since += 1
+            if since >= patience:
+                return epoch
+    return len(losses)
 
 
 class ShareCores(Callback):

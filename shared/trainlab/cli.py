@@ -1,9 +1,9 @@
 """Command line: `python -m trainlab run --<field> <value> ... [--json]`,
-`python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--json]`,
+`python -m trainlab sweep --<field> v1,v2,... [--seeds N] [--workers N] [--scheduler ADDRESS] [--stacked] [--json]`,
 `python -m trainlab doctor --<field> <value> ... [--json]`,
 `python -m trainlab fetch [dataset ...]` and
 `python -m trainlab report [--profile P] [--out DIR] notebook ...` and
-`python -m trainlab claims [--profile P] [--seeds N] [--workers N] notebook ...`.
+`python -m trainlab claims [--profile P] [--seeds N] [--first-seed S] [--workers N] notebook ...`.
 
 Exit codes: 0 for every completed run (diverged ones too), 1 when data is missing
 (with the message that says how to supply it), 2 for an invalid spec or flag (one
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, help="run every point on seeds 0..N-1 (instead of --seed)")
     sw.add_argument("--workers", type=int, help="local worker processes (default: train in this process)")
     sw.add_argument("--scheduler", help="address of a Dask scheduler to train on, e.g. tcp://127.0.0.1:8786")
+    sw.add_argument("--stacked", action="store_true",
+                    help="train specs that differ only in lr, momentum, betas, weight decay, seed or init scale "
+                         "as one stacked model (trainlab.stacked); the rest as usual")
     sw.add_argument("--json", action="store_true",
                     help="print one JSON object {\"runs\": [...]}, each run as 'run --json' prints it")
     fetch_p = sub.add_parser("fetch", help="download (or copy from TRAINLAB_MIRROR) and cache datasets")
@@ -63,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     seeds = sub.add_parser("claims", help="run notebooks over several seeds and summarise their claims' margins")
     seeds.add_argument("notebooks", nargs="+", help="notebook files")
     seeds.add_argument("--profile", default="smoke", help="smoke, quick or full (default: smoke)")
-    seeds.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
+    seeds.add_argument("--seeds", type=int, default=5, help="how many seeds (default: 5)")
+    seeds.add_argument("--first-seed", type=int, default=0,
+                       help="seeds run are FIRST..FIRST+N-1 (default: 0); confirm on seeds the thresholds were not set on")
     seeds.add_argument("--out", default="reports/seeds", help="output folder (default: reports/seeds)")
     seeds.add_argument("--workers", type=int, help="notebooks executed at once (default: one per core)")
     seeds.add_argument("--datasets", default="mnist,fashion_mnist",
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             check_profile(args.profile)
             if args.command == "claims" and args.seeds < 1:
                 raise SpecError("seeds", args.seeds, "at least 1")
+            if args.command == "claims" and args.first_seed < 0:
+                raise SpecError("first-seed", args.first_seed, "0 or more")
             if args.command == "claims" and args.workers is not None and args.workers < 1:
                 raise SpecError("workers", args.workers, "at least 1")
             if args.command == "claims":
@@ -150,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(notebooks, Path(args.out), args.profile)
     if args.command == "claims":
         from .report import claims_over_seeds
-        return claims_over_seeds(notebooks, args.profile, list(range(args.seeds)), Path(args.out),
+        return claims_over_seeds(notebooks, args.profile,
+                                 list(range(args.first_seed, args.first_seed + args.seeds)), Path(args.out),
                                  workers=args.workers, datasets=tuple(args.datasets.split(",")))
     from .data import DataError, fetch
     from .train import fit
@@ -209,7 +217,7 @@ def _sweep_table(result: Sweep) -> pd.DataFrame:
 def _sweep(specs: list[Spec], args: argparse.Namespace) -> int:
     from .sweeps import SweepError, sweep
     try:
-        result, failures = sweep(specs, workers=args.workers, scheduler=args.scheduler), []
+        result, failures = sweep(specs, workers=args.workers, scheduler=args.scheduler, stacked=args.stacked), []
     except SweepError as e:
         result, failures = e.partial, e.failures
     if args.json:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .bundle import DataBundle, split_indices
+from .bundle import DataBundle, scaling, split_indices
 from .datasets import LAYOUT, DataError, data_root, fetch, raw_tensors  # noqa: F401  (re-exported)
 from .device import resolve_device
 from .faults import label_fault
@@ -105,13 +105,7 @@ def load_data(spec: Spec, device: torch.device | str | None = None) -> DataBundl
         raise SpecError("batch_size", spec.batch_size, f"at most {len(train_idx)}, the training examples "
                         f"left after classes={spec.classes} and train_labels={spec.train_labels}")
     train_x = raw["train_x"][train_idx].float()
-    channels = train_x.shape[1]
-    if spec.scale == "standard":
-        mean, std = channel_stats(raw["train_x"][train_idx])
-    elif spec.scale == "unit":
-        mean, std = torch.zeros(channels), torch.full((channels,), 255.0)
-    else:
-        mean, std = torch.zeros(channels), torch.ones(channels)
+    mean, std = scaling(spec.scale, *channel_stats(raw["train_x"][train_idx]))
 
     def prep(x: torch.Tensor) -> torch.Tensor:
         x = x.float() if x.dtype != torch.float32 else x

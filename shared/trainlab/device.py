@@ -52,6 +52,12 @@ def autocast(device: torch.device):
     return nullcontext()
 
 
+def full_precision(out: torch.Tensor) -> torch.Tensor:
+    """Outputs of an autocast region in float32; float32 and float64 as they are, so a
+    model run in float64 keeps its precision in the loss."""
+    return out if out.dtype in (torch.float32, torch.float64) else out.float()
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's parameters (or buffers); the CPU for a model with neither."""
     for t in model.parameters():

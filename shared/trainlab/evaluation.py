@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bundle import DataBundle
-from .device import autocast, model_device
+from .device import autocast, full_precision, model_device
 from .losses import LossFn
 
 
@@ -45,7 +45,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
         loss = correct = 0.0
         for i in range(0, len(x), chunk):
             with autocast(device):
-                out = model(x[i:i + chunk].to(device)).float()
+                out = full_precision(model(x[i:i + chunk].to(device)))
             if not torch.isfinite(out).all():
                 return math.nan, math.nan
             yb = y[i:i + chunk].to(device)
@@ -71,9 +71,18 @@ def outputs(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tenso
     try:
         # An empty x still goes through the model once: the answer is a (0, outputs) tensor.
         starts = range(0, len(x), chunk) if len(x) else [0]
-        return torch.cat([model(x[i:i + chunk].to(device)).float() for i in starts])
+        return torch.cat([full_precision(model(x[i:i + chunk].to(device))) for i in starts])
     finally:
         model.train(was_training)
+
+
+def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Softmax of `outputs(model, x)`: the predicted class probabilities, in eval mode
+    (the model's mode is restored), on the model's device.
+
+    >>> probabilities(model, data.val_x).sum(1)   # doctest: +SKIP
+    """
+    return outputs(model, x, chunk).softmax(1)
 
 
 def recall_by_class(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,

@@ -100,6 +100,32 @@ def best_lr(table: pd.DataFrame, metric: str = "val_acc", by: str | None = None,
     return table.loc[[best_row(group, metric, maximize) for _, group in table.groupby(by)]].set_index(by)["lr"]
 
 
+def good_lr_centre(table: pd.DataFrame, n_val: int, tol: float = 2.0, metric: str = "val_acc") -> float:
+    """The geometric mean of the swept LRs whose final `metric` (an accuracy) is within
+    `tol` standard errors of the best (diverged runs excluded): the middle of the good
+    band. Unlike the argmax, it does not jump a whole grid step when two LRs near the
+    top trade places by chance.
+
+    >>> t = pd.DataFrame({"lr": [0.01, 0.03, 0.1, 0.3], "val_acc": [0.80, 0.90, 0.90, 0.50]})
+    >>> round(good_lr_centre(t, n_val=3000), 4)
+    0.0548
+    """
+    ok = table[~table["diverged"]] if "diverged" in table else table
+    good = ok[near_best(ok[metric].tolist(), n_val, tol)]
+    return math.exp(sum(math.log(float(lr)) for lr in good["lr"]) / len(good))
+
+
+def near_best(values: list[float], n_val: int, tol: float = 2.0) -> list[bool]:
+    """Which accuracies lie within `tol` standard errors of the best of them (NaN: no):
+    the good band that `good_lr_centre` and the search lesson's `good_band` read.
+
+    >>> near_best([0.80, 0.90, 0.905, float("nan")], n_val=3000)
+    [False, True, True, False]
+    """
+    best = max(v for v in values if not math.isnan(v))
+    return [not math.isnan(v) and gap_in_se(best, v, n_val) < tol for v in values]
+
+
 def nearest(values: list[float], target: float) -> float:
     """The value closest to `target` on a log scale."""
     return min(values, key=lambda v: abs(math.log(v / target)))

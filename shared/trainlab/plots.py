@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 from .optim import lr_at
 from .run import Run
 from .spec import Spec
+from .tables import number_text
 
 
 def figure(ncols: int = 1, width: float = 6.0, height: float = 3.6):
@@ -33,6 +35,8 @@ def _smooth(values: pd.Series, window: int) -> pd.Series:
 
 # A line hidden under another must still be told apart: styles cycle with colours.
 LINESTYLES = ("-", "--", "-.", ":")
+# A log axis labels only its decades; with this few values or fewer, each value gets its own label.
+MAX_LABELLED_TICKS = 7
 X_LABELS = {"step": "step", "epoch": "epoch", "examples": "training examples seen"}
 
 
@@ -136,6 +140,10 @@ def metric_vs(table: pd.DataFrame, x: str, y: str, by: str | None = None, logx: 
                     transform=ax.get_xaxis_transform())
     if logx:
         ax.set_xscale("log")
+        values = sorted(v for v in table[x].dropna().unique() if v > 0)
+        if len(values) <= MAX_LABELLED_TICKS:  # few values: label each (50, 100, 200, ...), not just the decades
+            ax.set_xticks(values, [number_text(v, digits=2) for v in values])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "), title=title or "")

@@ -27,14 +27,20 @@ def execute(notebook: Path, out_dir: Path, parameters: dict, kernel: str | None 
 
 def to_html(executed: Path) -> Path:
     """The executed notebook as HTML that needs no network: outputs that are live
-    widgets (whose state papermill does not save) show their static image instead."""
+    widgets (whose state papermill does not save) show their static image instead,
+    and the cell papermill injects under the parameters cell is left out (the page
+    shows the notebook's own parameters cell; the values it ran with are in the
+    gallery card)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
     exporter = HTMLExporter()
     priority = [m for m in exporter.default_config.NbConvertBase.display_data_priority
                 if m != "application/vnd.jupyter.widget-view+json"]
-    exporter = HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": priority}}))
+    exporter = HTMLExporter(config=Config({
+        "NbConvertBase": {"display_data_priority": priority},
+        "TagRemovePreprocessor": {"enabled": True, "remove_cell_tags": ["injected-parameters"]},
+    }))
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     html = executed.with_suffix(".html")
     tmp = html.with_suffix(".html.part")
@@ -67,6 +73,9 @@ def report(notebooks: list[Path], out_dir: Path, profile: str) -> int:
     from .gallery import Entry, write_index
     claims_dir = (out_dir / "claims").resolve()  # kernels run in the notebook's folder
     os.environ["TRAINLAB_CLAIMS_DIR"] = str(claims_dir)  # the kernels record their claims there
+    # A progress bar is for a person waiting on a live kernel; on a written page it is a
+    # frozen "0%" line. The kernels inherit this, unless the caller set it.
+    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
     failed, entries = [], []
     for nb in notebooks:
         t0 = time.perf_counter()

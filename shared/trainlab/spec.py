@@ -31,7 +31,7 @@ TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "dia
 NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 # What one example looks like: (C, H, W) for images, (features,) for a table.
 INPUT_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "diabetes": (10,)}
-SCALES = ("standard", "unit", "none")
+SCALES = ("standard", "center", "divide", "unit", "none")
 TARGET_SCALES = ("none", "standard")
 LOSSES = ("auto", "cross_entropy", "mse")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -263,6 +263,11 @@ class Spec:
     `class_weights="balanced"` weights each class's loss by n / (C * n_class) of the
     training set. `diabetes` is a regression set of ten tabular features (MLP only);
     `target_scale="standard"` standardises its targets with training statistics.
+
+    `scale`: `standard` subtracts the training set's mean and divides by its std
+    (per channel for images, per feature for tables); `center` only subtracts the
+    mean and `divide` only divides by the std, so centring and size can be studied
+    apart (notebook 03); `unit` divides pixels by 255; `none` keeps the raw values.
     """
 
     dataset: str = "mnist"
@@ -356,7 +361,8 @@ class Spec:
             if self.model != "mlp":
                 raise SpecError("model", self.model, f"'mlp' {why}: its examples are ten numbers, not images")
             if self.scale == "unit":
-                raise SpecError("scale", self.scale, f"'standard' or 'none' {why} ('unit' divides pixels by 255)")
+                raise SpecError("scale", self.scale, f"'standard', 'center', 'divide' or 'none' {why} "
+                               "('unit' divides pixels by 255)")
             if self.loss == "cross_entropy":
                 raise SpecError("loss", self.loss, f"'mse' or 'auto' {why}")
             if self.augment:
@@ -480,6 +486,17 @@ class Spec:
         """The fields that differ from `other` (default: the default spec)."""
         other = other or Spec()
         return {k: v for k, v in self.to_dict().items() if other.to_dict()[k] != v}
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the fields this spec sets away from the defaults, as a small
+        table, instead of a repr of all forty fields wrapped mid-word (repr() is unchanged)."""
+        from html import escape
+        changed = self.diff()
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
+                       f"{escape(repr(v))}</td></tr>" for k, v in changed.items())
+        caption = (f"Spec: {len(changed)} of {len(fields(self))} fields set; the rest are the defaults"
+                   if changed else "Spec: every field at its default")
+        return f"<table><caption style='text-align:left'>{caption}</caption>{rows}</table>"
 
 
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Spec)}

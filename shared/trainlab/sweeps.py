@@ -296,12 +296,31 @@ class Sweep:
         return self.runs[best_row(self.table, metric, maximize)]
 
 
-def summarize(runs: list[Run]) -> pd.DataFrame:
+def summarize(runs: list[Run], stacked: bool = False) -> pd.DataFrame:
+    """One row per run: the fields that vary, the final metrics, `diverged`, `seconds`;
+    with `stacked`, whether the run trained in a stack (`trainlab.stacked`)."""
     specs = pd.DataFrame([r.spec.to_dict() for r in runs])
     varying = [c for c in specs.columns if specs[c].astype(str).nunique() > 1]
     rows = [{**{c: getattr(r.spec, c) for c in varying}, **r.final,
              "diverged": r.diverged, "seconds": r.seconds} for r in runs]
+    if stacked:
+        for row, run in zip(rows, runs):
+            row["stacked"] = run.extra.get("stacked_with", 1) > 1
     return pd.DataFrame(rows)
+
+
+def _stacks(groups: list[list[Spec]]) -> Iterator:
+    """(spec, run, error) for every spec of every stack, trained one stack at a time
+    in this process; a stack that fails fails each of its specs with its error."""
+    from .stacked import fit_stacked
+    for group in groups:
+        try:
+            runs = fit_stacked(group)
+        except Exception as e:  # noqa: BLE001  (reported per spec, as the other engines do)
+            for spec in group:
+                yield spec, None, f"{type(e).__name__}: {e}"
+            continue
+        yield from ((spec, run, None) for spec, run in zip(group, runs))
 
 
 @dataclass
@@ -350,8 +369,14 @@ def _engine(todo: list[Spec], workers: int | None, scheduler: Any) -> Iterator:
 
 
 def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = None,
-          workers: int | None = None, scheduler: Any = None) -> Sweep:
+          workers: int | None = None, scheduler: Any = None, stacked: bool = False) -> Sweep:
     """Run every spec (cached), with one progress bar over the runs.
+
+    `stacked=True` trains the specs that differ only in the optimizer's numbers, the
+    seed or the init's scale as one stacked model each (`trainlab.stacked`), in this
+    process; the rest train as usual, and the table's `stacked` column says which
+    was which. Stacked runs match runs alone to rounding, not bit for bit, so it is
+    off by default.
 
     `workers=N` trains on N local processes; `scheduler` (a Dask scheduler address
     or a `distributed.Client`) trains on that cluster. Runs are cached by this
@@ -388,9 +413,13 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
     keep = cache and bool(todo) and cache_ready(todo, [paths[s] for s in todo])
     failures: list[Failure] = []
     show = progress_enabled() if progress is None else progress
+    from itertools import chain
+
+    from .stacked import stack_groups
+    groups, alone = stack_groups(todo) if stacked else ([], todo)
     with tqdm(total=len(specs), initial=len(specs) - len(todo), desc="sweep", unit="run",
               leave=False, disable=not show) as bar:
-        for spec, run, error in _engine(todo, workers, scheduler) if todo else ():
+        for spec, run, error in chain(_stacks(groups), _engine(alone, workers, scheduler) if alone else ()):
             if run is None:
                 failures.append(Failure(spec, error))
             else:
@@ -399,7 +428,7 @@ def sweep(specs: Iterable[Spec], *, cache: bool = True, progress: bool | None = 
                 done[spec] = run
             bar.update(1)
     runs = [done[s] for s in specs if s in done]
-    result = Sweep(runs, summarize(runs) if runs else pd.DataFrame())
+    result = Sweep(runs, summarize(runs, stacked) if runs else pd.DataFrame())
     if failures:
         raise SweepError(failures, result)
     return result

@@ -37,8 +37,19 @@ def number_text(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def pretty(table: pd.DataFrame, digits: int = 3, index: bool = False):
+def pretty(table: pd.DataFrame, digits: int = 3, index: bool | None = None):
     """A pandas Styler of `table` with every cell through `number_text`, for display in
-    a notebook (and in its HTML export)."""
+    a notebook (and in its HTML export).
+
+    The row labels are shown when they say something (`index=None`, the default:
+    an index with a name, or labels that are not whole numbers), so a table of
+    learning rates or features keeps its row names while row numbers, filtered or
+    not, stay hidden; `index` True or False forces it.
+
+    >>> "lr" in pretty(pd.DataFrame({"acc": [0.9, 0.8]}, index=pd.Index([0.01, 0.1], name="lr"))).to_html()
+    True
+    """
+    if index is None:
+        index = any(name is not None for name in table.index.names) or not pd.api.types.is_integer_dtype(table.index)
     styler = table.style.format(lambda v: number_text(v, digits))
     return styler if index else styler.hide(axis="index")

@@ -18,7 +18,7 @@ import functools
 import pandas as pd
 import torch
 
-from .bundle import DataBundle, split_indices
+from .bundle import DataBundle, scaling, split_indices
 from .device import resolve_device
 from .spec import TRAIN_SIZES, Spec
 from .storage import DataError
@@ -74,8 +74,7 @@ def load_tabular(spec: Spec, device: torch.device | str | None = None) -> DataBu
     raw = raw_tabular(spec.dataset)
     train_idx, val_idx = _split(spec, raw)
     x, y = raw["train_x"][train_idx], raw["train_y"][train_idx]
-    features = x.shape[1]
-    mean, std = standardiser(x) if spec.scale == "standard" else (torch.zeros(features), torch.ones(features))
+    mean, std = scaling(spec.scale, *standardiser(x))
     y_mean, y_std = standardiser(y) if spec.target_scale == "standard" else (torch.tensor(0.0), torch.tensor(1.0))
 
     def inputs(v: torch.Tensor) -> torch.Tensor:

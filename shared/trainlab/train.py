@@ -26,7 +26,7 @@ from .callbacks import (
     progress_enabled,
 )
 from .data import load_data
-from .device import autocast, resolve_device, seed_everything
+from .device import autocast, full_precision, resolve_device, seed_everything
 from .evaluation import evaluate, recall_by_class
 from .faults import fault_callbacks
 from .losses import LossFn, build_loss, chance_value
@@ -68,6 +68,13 @@ def loss_ceiling(spec: Spec, data: DataBundle) -> float:
     return ABSURD_FACTOR * max(guess, 1.0)
 
 
+def correct_count(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How many rows of `out` (logits; the last dimension is the class) predict `y`,
+    over the last-but-one dimension: one count per model for stacked outputs. A row
+    with NaN or inf logits has no prediction (its argmax would be class 0)."""
+    return ((out.argmax(-1) == y) & torch.isfinite(out).all(-1)).sum(-1)
+
+
 class Learner:
     """Holds what one run is made of; `fit()` runs the loop and calls the callbacks."""
 
@@ -93,61 +100,89 @@ class Learner:
         for cb in self.callbacks:
             getattr(cb, hook)(self)
 
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
-        self.log = {}
+    def begin(self) -> torch.Generator:
+        """Before the first epoch: the generator of the batch order, and the callbacks' before_fit."""
+        self.started = time.perf_counter()
+        self.first_loss: float | None = None  # the yardstick for DIVERGENCE_FACTOR
+        self.ceiling = loss_ceiling(self.spec, self.data)
+        batches = torch.Generator().manual_seed(self.spec.seed)
+        self._call("before_fit")
+        return batches
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.epoch_started, self.losses, self.correct = epoch, time.perf_counter(), [], 0
+        self.model.train()
+        self._call("before_epoch")
+
+    def prepare(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """The batch after every callback's transform; then before_step."""
+        for cb in self.callbacks:
+            xb = cb.transform_batch(self, xb)
+        # The batch as the model gets it, every transform applied: for callbacks to read.
+        self.log, self.xb, self.yb = {}, xb, yb
         self._call("before_step")
-        with autocast(xb.device):
-            out = self.model(xb).float()
-        self.loss = self.loss_fn(out, yb)
-        loss = self.loss.item()
+        return xb
+
+    def loss_ok(self, loss: float) -> bool:
+        """False once the run has diverged (see DIVERGENCE_FACTOR and ABSURD_FACTOR)."""
         if self.first_loss is None:
             self.first_loss = loss
-        if math.isfinite(loss) and loss <= min(DIVERGENCE_FACTOR * max(self.first_loss, 1.0), self.ceiling):
+        return math.isfinite(loss) and loss <= min(DIVERGENCE_FACTOR * max(self.first_loss, 1.0), self.ceiling)
+
+    def diverge(self) -> None:  # divergence is a lesson, not a crash: record it and stop
+        self.diverged, self.stop, self.grad_norm = True, True, torch.tensor(math.nan)
+
+    def record_step(self, loss: float, correct: int) -> None:
+        """The step's row, then after_step; the epoch's running loss and correct count."""
+        self.step_rows.append({"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.lr,
+                               "grad_norm": float(self.grad_norm), **self.log})
+        self.step += 1
+        self._call("after_step")
+        self.losses.append(loss)
+        self.correct += correct
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        with autocast(xb.device):
+            out = full_precision(self.model(xb))
+        self.loss = self.loss_fn(out, yb)
+        loss = self.loss.item()
+        if self.loss_ok(loss):
             self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.grad_norm = global_grad_norm(self.params)
             self._call("after_backward")
             self.optimizer.step()
-        else:  # divergence is a lesson, not a crash: record it and stop
-            self.diverged, self.stop, self.grad_norm = True, True, torch.tensor(math.nan)
-        self.step_rows.append({"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.lr,
-                               "grad_norm": float(self.grad_norm), **self.log})
-        self.step += 1
-        self._call("after_step")
-        if not self.classes:
-            return loss, 0
-        # A row with NaN or inf logits has no prediction; its argmax would be class 0.
-        right = (out.argmax(1) == yb) & torch.isfinite(out).all(1)
-        return loss, int(right.sum())
+        else:
+            self.diverge()
+        self.record_step(loss, int(correct_count(out, yb)) if self.classes else 0)
+
+    def end_epoch(self) -> None:
+        """The epoch's row (validation included), then after_epoch."""
+        val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
+        n = len(self.losses)
+        row = {"epoch": self.epoch + 1, "train_loss": sum(self.losses) / n,
+               "train_acc": self.correct / (n * self.spec.batch_size) if self.classes else math.nan,
+               "val_loss": val_loss, "val_acc": val_acc}
+        if not self.classes:  # the error in the target's own units, comparable across target scalings
+            row["val_rmse"] = math.sqrt(val_loss) * self.data.target_std
+        self.epoch_rows.append({**row, "lr": self.lr, "seconds": time.perf_counter() - self.epoch_started})
+        self._call("after_epoch")
 
     def fit(self) -> Run:
-        start = time.perf_counter()
-        batches = torch.Generator().manual_seed(self.spec.seed)
-        self.first_loss: float | None = None  # the yardstick for DIVERGENCE_FACTOR
-        self.ceiling = loss_ceiling(self.spec, self.data)
-        self._call("before_fit")
+        batches = self.begin()
         for epoch in range(self.spec.epochs):
-            self.epoch, t0, losses, correct = epoch, time.perf_counter(), [], 0
-            self.model.train()
-            self._call("before_epoch")
+            self.start_epoch(epoch)
             for xb, yb in self.data.batches(self.spec.batch_size, batches):
-                for cb in self.callbacks:
-                    xb = cb.transform_batch(self, xb)
-                loss, right = self._train_step(xb, yb)
-                losses.append(loss)
-                correct += right
+                self._train_step(self.prepare(xb, yb), yb)
                 if self.stop:
                     break
-            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y, loss_fn=self.loss_fn)
-            row = {"epoch": self.epoch + 1, "train_loss": sum(losses) / len(losses),
-                   "train_acc": correct / (len(losses) * self.spec.batch_size) if self.classes else math.nan,
-                   "val_loss": val_loss, "val_acc": val_acc}
-            if not self.classes:  # the error in the target's own units, comparable across target scalings
-                row["val_rmse"] = math.sqrt(val_loss) * self.data.target_std
-            self.epoch_rows.append({**row, "lr": self.lr, "seconds": time.perf_counter() - t0})
-            self._call("after_epoch")
+            self.end_epoch()
             if self.stop:
                 break
+        return self.finish()
+
+    def finish(self) -> Run:
+        """after_fit, the final metrics (test set included), and the Run."""
         self._call("after_fit")
         last = self.epoch_rows[-1]
         val_loss, val_acc = last["val_loss"], last["val_acc"]
@@ -164,7 +199,7 @@ class Learner:
             final["test_rmse"] = math.sqrt(test_loss) * self.data.target_std
         completed = len(self.epoch_rows) - (1 if self.diverged else 0)
         return Run(self.spec, pd.DataFrame(self.step_rows), pd.DataFrame(self.epoch_rows), final,
-                   self.diverged, completed, time.perf_counter() - start, str(self.data.train_x.device),
+                   self.diverged, completed, time.perf_counter() - self.started, str(self.data.train_x.device),
                    self.probes, self.extra, self.model)
 
 

@@ -67,11 +67,19 @@ def _panel_class() -> type:
         """A VBox whose output also holds a PNG of its starting figure."""
 
         snapshot: str | None = None
+        caption: str = ""
 
         def _repr_mimebundle_(self, **kwargs: Any) -> dict:
             bundle = super()._repr_mimebundle_(**kwargs)
             if self.snapshot is not None:
                 bundle["image/png"] = self.snapshot
+                # A page without a kernel (the HTML export) shows this figure with a caption that
+                # says what it is and how to make the sliders work; JupyterLab shows the widget.
+                bundle["text/html"] = (
+                    f'<figure><img src="data:image/png;base64,{self.snapshot}" alt="{html.escape(self.caption)}"/>'
+                    f"<figcaption>{html.escape(self.caption)} The sliders redraw this figure with a live "
+                    "kernel: open the notebook in JupyterLab (<code>make lab</code>) and run it.</figcaption>"
+                    "</figure>")
             return bundle
 
     return Panel
@@ -101,4 +109,7 @@ def explore(view: Callable[[Spec], Any], spec: Spec, **fields: Sequence[Any] | N
         c.observe(redraw, names="value")
     panel = _panel_class()([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")), out])
     panel.snapshot = png_of(redraw())
+    start = ", ".join(f"{name} {c.value:g}" if isinstance(c.value, float) else f"{name} {c.value}"
+                      for name, c in controls.items())
+    panel.caption = f"The panel at its starting values ({start})."
     return panel

@@ -2,8 +2,9 @@
 paired with, the fraction of hidden units that are dead or saturated, the signs of a
 layer's weight gradients, and the view behind notebook 05's sliders.
 
-Everything here works on a freshly initialised model and one real batch, so it needs
-no training and answers at once.
+Almost everything here works on a freshly initialised model and one real batch, so it
+needs no training and answers at once; `trained_dead_fraction` counts the dead units
+a finished run's model is left with, on the same batch.
 
 >>> spec = paired(Spec(activation="sigmoid", depth=10))   # sigmoid with Xavier init
 >>> model, x, y = init_model(spec)                        # doctest: +SKIP
@@ -17,9 +18,12 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import plots
+from ..data import probe_batch
 from ..device import to_model
 from ..measures import _hidden, gradient_growth
+from ..models import ACTIVATION_MODULES
 from ..probes import DEAD_WHEN_NONPOSITIVE, fresh_probe, layer_stats, weight_layers
+from ..run import Run
 from ..spec import Spec
 
 # The init each activation is usually trained with: Xavier (Glorot & Bengio 2010) for
@@ -32,6 +36,35 @@ PAIRED_INIT = {
 }
 GRAD_RANGE = (1e-20, 1e4)   # weight-gradient norms per layer: room for a sigmoid net 30 layers deep
 MEAN_RANGE = (-1.1, 3.1)    # mean activations: tanh near 0, sigmoid near 0.5, ReLU with a bias above
+
+
+def plot_functions(names: tuple[str, ...] = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu"),
+                   low: float = -4.0, high: float = 4.0) -> Figure:
+    """Each activation (as the models build it) and its slope, from `low` to `high`:
+    where it saturates (slope near 0), where it is linear (slope 1), and what it does
+    with negative inputs.
+
+    >>> fig = plot_functions(("relu", "tanh"))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['the activation f(z)', "its slope f'(z)"]
+    """
+    z = torch.linspace(low, high, 401, device="cpu", requires_grad=True)  # a plot: drawn on the CPU
+    fig, (value, slope) = plots.figure(ncols=2, width=4.6)
+    for name in names:
+        f = ACTIVATION_MODULES[name]()
+        out = f(z)
+        (grad,) = torch.autograd.grad(out.sum(), z)
+        ls = plots.LINESTYLES[len(value.lines) % len(plots.LINESTYLES)]
+        value.plot(z.detach().cpu().numpy(), out.detach().cpu().numpy(), ls=ls, label=name)
+        slope.plot(z.detach().cpu().numpy(), grad.cpu().numpy(), ls=ls, label=name)
+    value.set(title="the activation f(z)", xlabel="input z", ylim=(-2.0, 4.0))
+    slope.set(title="its slope f'(z)", xlabel="input z", ylim=(-0.2, 1.9))
+    for ax in (value, slope):
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+    slope.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
 
 
 def paired(spec: Spec) -> Spec:
@@ -49,6 +82,47 @@ def hidden_mean(stats: pd.DataFrame, column: str) -> float:
     units that are dead, and for `saturated_frac` the fraction of all (unit, example)
     pairs that are saturated."""
     return float(_hidden(stats)[column].mean())
+
+
+def dead_fraction(model: nn.Module, x: torch.Tensor, activation: str) -> float:
+    """The fraction of all hidden units of `model` (a trainlab MLP with `activation`
+    after every hidden layer) that are never positive on the batch x: the units that
+    pass no gradient to their weights for any of these examples. One forward pass,
+    without gradients; NaN for an activation that has no dead units (tanh, sigmoid).
+
+    >>> model, x, _ = init_model(Spec(activation="relu", depth=10))   # doctest: +SKIP
+    >>> dead_fraction(model, x, "relu")                                # doctest: +SKIP
+    0.06
+    """
+    return hidden_mean(layer_stats(model, to_model(model, x), activation), "dead_frac")
+
+
+def trained_stats(run: Run, x: torch.Tensor | None = None) -> pd.DataFrame:
+    """`layer_stats` of the run's trained model, forward only (so no gradient norms), on
+    x or, by default, on the batch `init_stats` measures the freshly initialised model
+    on (`probe_batch(run.spec)`): the counts before and after training then compare on
+    the same images. The run needs its model: `run_cached(spec, model=True)` or `fit`.
+
+    >>> run = run_cached(paired(Spec(activation="relu", depth=10, lr=0.07)), model=True)  # doctest: +SKIP
+    >>> trained_stats(run)["dead_frac"]                                                  # doctest: +SKIP
+    """
+    if run.model is None:
+        raise ValueError("run.model is None: train the run with run_cached(spec, model=True) or fit(spec) "
+                         "to measure its trained model")
+    if x is None:
+        x, _, _ = probe_batch(run.spec)
+    return layer_stats(run.model, to_model(run.model, x), run.spec.activation, depth=run.spec.depth)
+
+
+def trained_dead_fraction(run: Run, x: torch.Tensor | None = None) -> float:
+    """The fraction of all hidden units of the run's trained model that are never
+    positive on x (by default the `init_stats` batch; see `trained_stats`).
+
+    >>> run = run_cached(paired(Spec(activation="relu", depth=10, lr=0.07)), model=True)  # doctest: +SKIP
+    >>> trained_dead_fraction(run), hidden_mean(init_stats(run.spec), "dead_frac")        # doctest: +SKIP
+    (0.3, 0.06)
+    """
+    return hidden_mean(trained_stats(run, x), "dead_frac")
 
 
 def rows_of_one_sign(grad: torch.Tensor) -> float:
@@ -147,10 +221,13 @@ def activation_view(spec: Spec) -> Figure:
 __all__ = [
     "PAIRED_INIT",
     "activation_view",
+    "dead_fraction",
     "hidden_mean",
     "init_model",
     "init_summary",
     "one_sign_fraction",
     "paired",
     "rows_of_one_sign",
+    "trained_dead_fraction",
+    "trained_stats",
 ]

@@ -8,7 +8,10 @@ training set (`train_accuracy`). `capacity_table` does that for a width x depth
 sweep and adds the parameter count and the train-minus-validation gap;
 `capacity_plot` draws it against the parameter count; `capacity_view` is the
 Explore panel's view of one (width, depth) point; `random_label_run` trains on
-labels shuffled among the training images (Zhang et al. 2017).
+labels shuffled among the training images (Zhang et al. 2017); `reference_spec`
+trains on every other training image of the dataset and validates on the same
+images as the sweep, for a reference error to judge training errors against
+(avoidable bias, in A. Ng's terms).
 
 >>> runs = capacity_runs(grid(spec, depth=[1, 3], width=[2, 32, 512]))   # doctest: +SKIP
 >>> capacity_table(runs)[["depth", "width", "params", "train_acc", "val_acc"]]   # doctest: +SKIP
@@ -27,7 +30,7 @@ from ..evaluation import evaluate
 from ..measures import gap_in_se
 from ..memory import parameter_count
 from ..run import Run
-from ..spec import TRAIN_SIZES, Spec
+from ..spec import TRAIN_SIZES, Spec, SpecError
 from ..sweeps import run_cached
 
 ACC_RANGE = (0.0, 1.02)   # accuracy axes, with room to see points at exactly 1
@@ -159,5 +162,32 @@ def random_label_run(spec: Spec) -> tuple[Run, float]:
     return run, train_accuracy(run)
 
 
+def reference_spec(spec: Spec, **fields) -> Spec:
+    """A spec that validates on exactly the images `spec` validates on and trains on
+    every other training image of the dataset (tens of times more than a small
+    `spec.subset`): its validation error is a reference error, one a model of this
+    kind reaches on those images without having seen them. `fields` change the
+    rest (model, epochs, batch size); the split's own fields cannot be changed.
+
+    Both splits take the first images of the same seeded order of the dataset as
+    validation, so equal validation counts mean the same validation images.
+
+    >>> ref = reference_spec(Spec(subset=2000, val_fraction=0.5), epochs=1)
+    >>> split_sizes(ref), ref.epochs
+    ((59000, 1000), 1)
+    """
+    fixed = {"subset", "val_fraction", "seed", "dataset", "rare_class", "classes", "train_labels"} & set(fields)
+    if fixed:
+        raise SpecError(sorted(fixed)[0], fields[sorted(fixed)[0]], "left as the spec has it: it decides the split")
+    if spec.rare_class is not None or spec.classes is not None or spec.train_labels is not None:
+        raise SpecError("rare_class/classes/train_labels", None, "unset: the reference uses whole classes")
+    n_val = split_sizes(spec)[1]
+    pool = TRAIN_SIZES[spec.dataset]
+    ref = spec.replace(subset=None, val_fraction=n_val / pool, **fields)
+    if split_sizes(ref)[1] != n_val:  # rounding of the fraction must give back the count
+        raise SpecError("val_fraction", ref.val_fraction, f"a fraction that holds out exactly {n_val} images")
+    return ref
+
+
 __all__ = ["train_accuracy", "capacity_runs", "capacity_table", "capacity_plot", "capacity_view",
-           "random_label_run", "split_sizes", "above_chance_in_se"]
+           "random_label_run", "split_sizes", "above_chance_in_se", "reference_spec"]

@@ -1,4 +1,5 @@
-"""Data scaling on the diabetes regression set: the Explore panel of notebook 03.
+"""Data scaling: how one-signed the first layer's gradient is (notebook 03, section 3)
+and the Explore panel on the diabetes regression set.
 
 Raw diabetes features range from 1..2 (sex) to 62..301 (serum cholesterol), and the
 target from 25 to 346. A network's first step sees errors the size of the target,
@@ -9,15 +10,39 @@ features do the same to the first layer's weights.
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .. import plots
+from ..data import probe_batch
+from ..models import fresh_model
 from ..spec import Spec, SpecError
 from ..sweeps import run_cached
 from ..tabular import mean_predictor_rmse
 
 RMSE_RANGE = (30, 250)       # diabetes targets: a good fit is near 55, the mean predictor near 77
 GRAD_RANGE = (1e-2, 1e8)     # global gradient norm per step: standardised ~10, raw targets ~1e3 and up
+
+
+def sign_agreement(spec: Spec) -> float:
+    """How one-signed each first-layer unit's weight gradient is on one real batch,
+    averaged over the units: |sum of signs| / nonzero entries, 1 when every weight of
+    the unit would move the same way, near 0 when signs are mixed evenly.
+
+    LeCun et al. (1998, section 4.3): on one example the gradient of a unit's weights
+    is its error signal times the input, so all-positive inputs give it one sign; a
+    batch mixes examples, and this measures how much of that survives.
+
+    >>> sign_agreement(Spec(scale="divide"))   # doctest: +SKIP
+    0.69
+    """
+    model = fresh_model(spec)
+    x, y, _ = probe_batch(spec)
+    F.cross_entropy(model(x), y).backward()
+    first = next(m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    signs = torch.sign(first.weight.grad.flatten(1))
+    return float((signs.sum(1).abs() / (signs != 0).sum(1).clamp_min(1)).mean())
 
 
 def scaling_view(spec: Spec) -> Figure:

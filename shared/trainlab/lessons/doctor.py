@@ -79,11 +79,22 @@ class Finding:
         return _jsonable(asdict(self))
 
     def __str__(self) -> str:
-        numbers = ", ".join(f"{k}={_fmt(v)}" for k, v in self.evidence.items())
-        return f"{self.code}: {numbers}\n  fix: {self.fix}"
+        """The code, then one line per piece of evidence (words, not key=value), then
+        the fix: lines short enough not to wrap mid-word on a page.
+
+        >>> print(Finding("dead_units", {"dead_fraction": 0.984, "by_layer": {1: 0.96875, 2: 1.0}}, "a leaky ReLU"))
+        dead_units
+          dead fraction: 0.984
+          by layer: layer 1: 0.969, layer 2: 1
+          fix: a leaky ReLU
+        """
+        lines = [self.code] + [f"  {k.replace('_', ' ')}: {_fmt(v)}" for k, v in self.evidence.items()]
+        return "\n".join(lines + [f"  fix: {self.fix}"])
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"layer {k}: {_fmt(x)}" if isinstance(k, int) else f"{k}: {_fmt(x)}" for k, x in v.items())
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
@@ -495,18 +506,19 @@ def update_ratios(run: Run) -> pd.Series:
 
 
 def plot(pairs: dict[str, Pair], ncols: int = 3) -> Figure:
-    """Small multiples: each case's training loss, broken against fixed, on a log scale,
-    titled with the doctor's first finding."""
+    """Small multiples: each case's training loss, broken (solid) against fixed (dashed,
+    drawn on top, so the healthy case's two identical runs both show), on a log scale,
+    titled with the doctor's first finding; told apart by line style as well as colour."""
     from .. import plots
     n = len(pairs)
     rows = -(-n // ncols)
     fig = _closed_figure(rows, ncols, (3.4 * ncols, 2.5 * rows))
     axes = fig.axes
     for ax, p in zip(axes, pairs.values()):
-        for run, label, style in ((p.fixed, "fixed", "-"), (p.broken, "broken", "-")):
+        for run, label, style, width in ((p.broken, "broken", "-", 1.8), (p.fixed, "fixed", "--", 1.2)):
             loss = run.steps["loss"].clip(upper=1e4)
             ax.plot(run.steps["step"], loss.rolling(5, min_periods=1).mean(), style, label=label,
-                    color="tab:green" if label == "fixed" else "tab:red", lw=1.2)
+                    color="tab:blue" if label == "fixed" else "tab:red", lw=width)
             if run.diverged:
                 plots.mark_diverged(ax, float(run.steps["step"].iloc[-1]))
         ax.set_yscale("log")

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from .. import plots
 from ..data import load_data
 from ..evaluation import outputs
+from ..evaluation import probabilities as evaluation_probabilities
 from ..losses import chance_value, cross_entropy, one_hot_mse
 from ..models import fresh_model
 from ..spec import Spec
@@ -182,7 +183,7 @@ def chance_ratio(value: float, loss: str, num_classes: int) -> float:
 
 def probabilities(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's softmax probabilities on x, in eval mode, as a float32 CPU tensor (n, C)."""
-    return logits_of(model, x).softmax(1).cpu()
+    return evaluation_probabilities(model, x).cpu()
 
 
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> pd.DataFrame:

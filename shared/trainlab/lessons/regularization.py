@@ -28,8 +28,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import plots
+from ..callbacks import epochs_before_stop  # noqa: F401  (notebook 11 imports it from here)
 from ..data import load_data
-from ..evaluation import outputs, score
+from ..evaluation import probabilities, score
 from ..run import Run
 from ..spec import Spec, SpecError
 from ..sweeps import run_cached
@@ -88,32 +89,6 @@ def regularization_view(spec: Spec) -> Figure:
                  f"val loss {last['val_loss']:.2f}", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def epochs_before_stop(losses: Sequence[float], patience: int) -> int:
-    """How many epochs the harness's early stopping (`patience`, no minimum change)
-    would train on a run whose per-epoch losses are `losses`: it stops once `patience`
-    epochs in a row bring no new lowest value. A run that early stopping did not cut
-    short has the same curve up to the stop, so its logged validation loss says when
-    the stop comes; the same rule applied to its training loss says what would happen
-    to a curve that does not rise.
-
-    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.75, 0.9, 1.1, 1.2], patience=3)
-    6
-    >>> epochs_before_stop([1.0, 0.8, 0.7, 0.6], patience=3)
-    4
-    """
-    if patience < 1:
-        raise ValueError(f"patience: {patience!r} is not allowed; expected a whole number >= 1")
-    best, since = float("inf"), 0
-    for epoch, loss in enumerate(losses, 1):
-        if loss < best:
-            best, since = loss, 0
-        else:
-            since += 1
-            if since >= patience:
-                return epoch
-    return len(losses)
 
 
 # --- How strong: too little, right, too much -----------------------------------------------
@@ -188,11 +163,6 @@ def plot_strengths(table: pd.DataFrame, metrics: Sequence[str] = ("val_loss", "t
 
 
 # --- Ensembles of trained models ---------------------------------------------------------
-
-def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Softmax outputs of `model` on x, in eval mode (the model's mode is restored)."""
-    return outputs(model, x, chunk).softmax(1)
-
 
 def ensemble_errors(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor) -> dict:
     """Error rate of each model, of their mean, and of the ensemble that averages

@@ -15,6 +15,12 @@ Networks" (2019), as small functions of a spec:
 - `with_l2` / `l2_table`: a loss that adds the L2 penalty ½·λ·Σw² (weight matrices,
   not biases), so the loss a run reports includes it, against `weight_decay` in the
   optimizer, which changes the steps but not the reported loss.
+- `zero_inputs` / `input_independent_run`: Karpathy's input-independent baseline, the
+  spec trained with every input set to zero and the labels kept; a model that uses
+  its inputs must beat it.
+- `batch_as_seen` / `batch_plot`: the first training batch exactly as the model
+  receives it (after scaling, on the run's device) with the labels its loss sees,
+  drawn with its value range, where a shuffled label or a wrong scaling shows.
 - `overfit_view`: the Explore panel of notebook 00 (a plain function of the spec).
 
 >>> spec = Spec(subset=5000, batch_size=32, optimizer="sgd", lr=0.1, schedule="constant")
@@ -24,6 +30,7 @@ Networks" (2019), as small functions of a spec:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -34,15 +41,24 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import plots
-from ..data import probe_batch
+from ..bundle import DataBundle
+from ..callbacks import Callback
+from ..data import load_data, probe_batch
 from ..device import to_model
 from ..losses import LossFn
 from ..models import fresh_model  # noqa: F401  (notebook 00 calls sanity.fresh_model)
+from ..run import Run
 from ..spec import Spec, SpecError
 
 OVERFIT_STEPS = 200          # steps on the one batch: enough for SGD at lr 0.1 to reach ~1e-3
 OVERFIT_LOSS_RANGE = (1e-4, 1e1)   # fixed y range of the panel: from near zero to well above ln 10
 PROBE_IMAGES = 512           # images the loss at initialisation is measured on
+# What each label means, so that a label printed under an image can be checked by eye.
+LABEL_NAMES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion_mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+                      "bag", "ankle boot"),
+}
 
 
 def images_of_classes(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,4 +267,104 @@ def overfit_view(spec: Spec) -> Figure:
     state = "diverged" if run.diverged else f"loss {loss.iloc[0]:.2g} at the first step, {loss.iloc[-1]:.2g} at the last"
     fig.suptitle(f"one batch of {one.batch_size}, {one.optimizer} lr {one.lr:g}: {state}")
     fig.tight_layout()
+    return fig
+
+
+def zero_inputs(data: DataBundle) -> DataBundle:
+    """A copy of `data` whose inputs (training, validation and test) are all zero and
+    whose labels are kept: nothing a model sees then says anything about the label.
+
+    >>> bundle = DataBundle(*(torch.ones(2, 1, 2, 2), torch.tensor([0, 1])) * 3, num_classes=2,
+    ...                     mean=torch.zeros(1), std=torch.ones(1))
+    >>> zeroed = zero_inputs(bundle)
+    >>> zeroed.train_x.abs().sum().item(), zeroed.val_y.tolist(), bundle.train_x.sum().item()
+    (0.0, [0, 1], 8.0)
+    """
+    return dataclasses.replace(data, train_x=torch.zeros_like(data.train_x), val_x=torch.zeros_like(data.val_x),
+                               test_x=torch.zeros_like(data.test_x))
+
+
+def input_independent_run(spec: Spec) -> Run:
+    """`spec` trained on all-zero inputs with its own labels, split and seed (so the
+    same initial weights and batch order as `fit(spec)`): the input-independent
+    baseline of Karpathy's recipe. Every image looks the same to this model, so it can
+    only learn how often each class occurs. Not cached: the spec does not say the
+    inputs were zeroed.
+
+    >>> baseline = input_independent_run(Spec(subset=2000, epochs=1))   # doctest: +SKIP
+    >>> baseline.final["val_acc"]                                       # doctest: +SKIP
+    0.11
+    """
+    from ..train import fit
+    return fit(spec, data=zero_inputs(load_data(spec)), progress=False)
+
+
+def constant_guess(spec: Spec) -> dict[str, float]:
+    """What a model that ignores its inputs can learn from the spec's training labels,
+    scored on its validation labels: always naming the most frequent training class
+    (`accuracy`, that class's share of the validation set) and giving every image the
+    training set's class frequencies (`loss`, their cross-entropy).
+
+    >>> constant_guess(Spec(subset=2000))   # doctest: +SKIP
+    {'most frequent class': 1, 'accuracy': 0.11, 'loss': 2.30}
+    """
+    data = load_data(spec)
+    counts = torch.bincount(data.train_y.cpu(), minlength=data.num_classes).double()
+    prior = counts / counts.sum()
+    top = int(prior.argmax())
+    val_y = data.val_y.cpu()
+    return {"most frequent class": top, "accuracy": float((val_y == top).double().mean()),
+            "loss": float(-prior[val_y].clamp_min(1e-12).log().mean())}
+
+
+class _FirstBatch(Callback):
+    """Keeps the first batch the loop passes to the model (`learner.xb`, after every
+    transform) and its labels, then ends the run after that step."""
+
+    def after_step(self, learner) -> None:
+        self.x, self.y = learner.xb.detach().clone(), learner.yb.detach().clone()
+        learner.stop = True
+
+
+def batch_as_seen(spec: Spec) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The first training batch of `fit(spec)` exactly as the model receives it (after
+    the harness's scaling and any augmentation, before the model's own flattening),
+    the labels the loss is given for it, and the device it was on. The tensors come
+    back with `.cpu()` so they can be drawn. One step of the spec is run to get them.
+
+    >>> x, y, device = batch_as_seen(Spec(subset=2000, batch_size=16))   # doctest: +SKIP
+    >>> x.shape, y.shape                                                  # doctest: +SKIP
+    (torch.Size([16, 1, 28, 28]), torch.Size([16]))
+    """
+    from ..train import fit
+    first = _FirstBatch()
+    fit(spec.replace(epochs=1), callbacks=[first], progress=False)
+    return first.x.cpu(), first.y.cpu(), str(first.x.device)
+
+
+def batch_plot(x: torch.Tensor, y: torch.Tensor, names: Sequence[str] | None = None, n: int = 8,
+               title: str = "") -> Figure:
+    """The first `n` images of a batch (N, C, H, W, or flat N x H*W for square
+    one-channel images) with the label each is trained on, all on one colour scale
+    whose bar shows the values the network receives.
+
+    >>> fig = batch_plot(torch.randn(4, 1, 28, 28), torch.tensor([3, 1, 4, 1]), n=4)
+    >>> len(fig.axes)   # four images and the colour bar
+    5
+    """
+    x = x.detach().cpu()[:n]
+    if x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        x = x.reshape(-1, 1, side, side)
+    x = x.float().mean(1)   # one grey image per example: the mean over channels
+    lo, hi = float(x.min()), float(x.max())
+    fig, axes = plots.figure(ncols=len(x), width=1.5, height=2.0)
+    for ax, img, label in zip(axes, x, y[:n].tolist()):
+        shown = ax.imshow(img.cpu().numpy(), cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(names[label] if names is not None else str(label), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(shown, ax=axes, fraction=0.02, pad=0.01, label="value the network receives")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

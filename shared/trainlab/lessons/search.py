@@ -361,6 +361,88 @@ def tpe_search(base: Spec | None, space: SpaceLike, budget: int, seed: int, *,
                         [base.replace(**p) for p in points] if base is not None else [])
 
 
+@dataclass
+class HalvingResult(SearchResult):
+    """A search whose pruner stopped some trials early. `values` holds the final
+    value of the trials it let finish and NaN for the ones it stopped, so `best` is
+    what the search would report; `epochs` is how many epochs each trial trained, and
+    `full_values` what each would have reached had it run to the end (known here
+    because every run was trained in full once, see `halving_search`)."""
+
+    epochs: list[int] = field(default_factory=list)
+    full_values: list[float] = field(default_factory=list)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        t = super().table
+        t["epochs"] = self.epochs
+        t["stopped"] = [math.isnan(v) and not math.isnan(f) for v, f in zip(self.values, self.full_values)]
+        t["full_value"] = self.full_values
+        return t
+
+
+PRUNERS = ("halving", "hyperband")
+
+
+def halving_search(base: Spec, space: SpaceLike, budget: int, seed: int, *, reduction_factor: int = 3,
+                   pruner: str = "halving", metric: str = "val_acc") -> HalvingResult:
+    """Random search (the points of `random_points(space, budget, seed)`) with an
+    Optuna pruner deciding after every epoch whether a trial goes on: successive
+    halving (Jamieson & Talwalkar 2016; Optuna's asynchronous `SuccessiveHalvingPruner`,
+    rungs at 1, r, r², ... epochs for `reduction_factor` r) or Hyperband (Li et al.
+    2018; `HyperbandPruner`, several such brackets). A trial stopped at a rung keeps
+    only the epochs it trained; the budget spent is `sum(result.epochs)`.
+
+    Each point's run is trained in full once, through the run cache, and the pruner
+    is fed its validation history epoch by epoch. A run stopped after epoch k would
+    have measured exactly those k epochs (same seed, same batches, same schedule), so
+    the decisions and epoch counts are those of a real pruned search, and every
+    trial's `full_values` shows what stopping it cost. `base.epochs` is the most a
+    trial trains.
+
+    >>> r = halving_search(base.replace(epochs=9), {"lr": (1e-5, 1.0, True)}, 27, seed=0)   # doctest: +SKIP
+    >>> sum(r.epochs), r.best_value                                                          # doctest: +SKIP
+    """
+    import optuna
+    if pruner not in PRUNERS:
+        raise SpecError("pruner", pruner, "one of " + ", ".join(PRUNERS))
+    _whole("reduction_factor", reduction_factor, "a whole number >= 2", low=2)
+    axes, budget, _ = _setup(base, space, budget, None)
+    if base.epochs < 2:
+        raise SpecError("base.epochs", base.epochs, "at least 2: a pruner needs epochs to stop a trial between")
+    points = random_points(axes, budget, check_seed(seed))
+    specs = [base.replace(**p) for p in points]   # every point checked before any training
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    stopper = (optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=reduction_factor)
+               if pruner == "halving" else
+               optuna.pruners.HyperbandPruner(min_resource=1, max_resource=base.epochs,
+                                              reduction_factor=reduction_factor))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
+                                pruner=stopper)
+    values, epochs, full = [], [], []
+    for point, spec in zip(points, specs):
+        run = run_cached(spec)
+        history = [float(v) for v in run.epochs[metric]]
+        trial = study.ask()
+        trained, value = len(history), history[-1] if history and not run.diverged else math.nan
+        for epoch, v in enumerate(history, start=1):
+            if math.isnan(v):
+                break
+            trial.report(v, epoch)
+            if epoch < len(history) and trial.should_prune():
+                trained, value = epoch, math.nan
+                break
+        if not math.isnan(value):
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED if trained < len(history)
+                       else optuna.trial.TrialState.FAIL)
+        values.append(value)
+        epochs.append(trained)
+        full.append(math.nan if run.diverged else float(run.final.get(metric, math.nan)))
+    return HalvingResult(pruner, axes, points, values, specs, epochs=epochs, full_values=full)
+
+
 def refine(space: SpaceLike, center: Point, fraction: float = 0.25) -> dict[str, Axis]:
     """A narrower space around `center`: each axis keeps `fraction` of its width (on
     its own scale), centred on the point's value and shifted to stay inside the
@@ -474,6 +556,92 @@ def seed_values(spec: Spec, seeds: Sequence[int], metric: str = "val_acc") -> np
         raise SpecError("spec", spec, "a Spec")
     runs = [spec.replace(seed=s) for s in seeds]   # every seed checked before any training
     return np.array([run_cached(r).final[metric] for r in runs], dtype=float)
+
+
+def chain(first: SearchResult, second: SearchResult, method: str | None = None) -> SearchResult:
+    """Two searches as one, trials of `first` then of `second`: a two-stage search
+    (coarse, then fine) seen as a single budget, so its best and its best-so-far
+    curve compare with a one-stage search of the same total number of runs.
+
+    >>> a = SearchResult("coarse", {}, [{"x": 1}], [0.5])
+    >>> b = SearchResult("fine", {}, [{"x": 2}, {"x": 3}], [0.7, 0.6])
+    >>> both = chain(a, b)
+    >>> both.method, both.values, both.best
+    ('coarse+fine', [0.5, 0.7, 0.6], {'x': 2})
+    """
+    return SearchResult(method or f"{first.method}+{second.method}", dict(first.space), first.points + second.points,
+                        first.values + second.values, first.specs + second.specs)
+
+
+def one_knob(base: Spec, name: str, values: Sequence[float], *, objective: Objective | None = None) -> SearchResult:
+    """One knob alone: `base` with the field `name` set to each of `values` in turn,
+    every other field as `base` has it (one run each, through the cache).
+
+    >>> lrs = one_knob(base, "lr", [1e-4, 1e-3, 1e-2])   # doctest: +SKIP
+    >>> lrs.table[["lr", "value"]]                   # doctest: +SKIP
+    """
+    if not isinstance(base, Spec):
+        raise SpecError("base", base, "a Spec")
+    values = list(values)
+    if not values:
+        raise SpecError("values", values, "at least one value of " + name)
+    points = [{name: v} for v in values]
+    for p in points:   # every value checked (SpecError names the field) before any training
+        base.replace(**p)
+    low, high = min(values), max(values)
+    axes = {name: Axis(low, high, log=low > 0 and high >= 10 * low)}   # the scale plots draw it on
+    return _evaluate("sweep", base, axes, points, objective or val_acc_objective(base))
+
+
+def good_band(result: SearchResult, name: str, n_val: int, tol: float = 2.0, log: bool = True) -> float:
+    """How wide a range of `name` (in decades when `log`) the runs within `tol`
+    standard errors of the search's best value span: the width of the band inside
+    which this knob can be set without a loss the validation set can see. A knob
+    that must be set precisely has a narrow band; one that barely matters, a wide one.
+
+    >>> r = SearchResult("sweep", {}, [{"lr": 1e-4}, {"lr": 1e-3}, {"lr": 1e-2}, {"lr": 1e-1}], [0.5, 0.9, 0.905, 0.6])
+    >>> round(good_band(r, "lr", n_val=2000), 3)
+    1.0
+    """
+    from ..measures import near_best
+    values = [float(v) for v in result.values]
+    xs = [p[name] for p, good in zip(result.points, near_best(values, n_val, tol)) if good]
+    if log:
+        xs = [math.log10(x) for x in xs]
+    return float(max(xs) - min(xs))
+
+
+def winner_kept(values: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """Given one row per setting (the search's winner first) and one column per
+    training seed (the search's own seed first), the share of the other seeds on
+    which the winner is still the best of the rows (a NaN, a diverged run, never is).
+
+    >>> winner_kept([[0.90, 0.88, 0.91, 0.87, 0.90], [0.89, 0.89, 0.90, 0.86, 0.91], [0.70, 0.70, 0.71, 0.69, 0.7]])
+    0.5
+    """
+    v = np.array(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 2:
+        raise ValueError(f"values of shape {v.shape} are not allowed; expected >= 2 settings x >= 2 seeds")
+    filled = np.where(np.isnan(v), -np.inf, v)
+    kept = [bool(filled[0, j] > filled[1:, j].max()) for j in range(1, v.shape[1])]
+    return float(np.mean(kept))
+
+
+def winner_lead(values: np.ndarray | Sequence[Sequence[float]], n_val: int) -> float:
+    """Given one row per setting (the search's winner first) and one column per
+    training seed (the search's own seed first), the winner's lead over the best of
+    the other rows on each of the other seeds, in standard errors of `n_val`
+    validation images (`measures.gap_in_se`), averaged over those seeds. Near 0 or
+    below when the winner only tied; many SE when it is really better.
+
+    >>> round(winner_lead([[0.90, 0.88, 0.91], [0.89, 0.89, 0.90], [0.70, 0.70, 0.71]], n_val=2000), 2)
+    0.04
+    """
+    from ..measures import gap_in_se
+    v = np.array(values, dtype=float)
+    if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 2:
+        raise ValueError(f"values of shape {v.shape} are not allowed; expected >= 2 settings x >= 2 seeds")
+    return float(np.mean([gap_in_se(v[0, j], np.nanmax(v[1:, j]), n_val) for j in range(1, v.shape[1])]))
 
 
 # --- figures ------------------------------------------------------------------------
