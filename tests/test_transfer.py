@@ -166,17 +166,18 @@ def test_a_cnn_body_transfers_too():
     assert 0 < transfer.weight_change(body, tuned.model, "conv1")
 
 
-def test_mean_gap_and_gain_fall_read_the_label_table():
+def test_gaps_read_the_label_table_and_plot_against_the_noise_band():
+    import matplotlib
+    matplotlib.use("Agg")
     acc = pd.DataFrame({"from scratch": [0.70, 0.90, 0.95], "oracle": [0.90, 0.93, 0.95]}, index=[50, 500, 3000])
-    # gap_in_se at each label count, averaged: a positive arm above scratch, zero against itself
-    assert transfer.mean_gap(acc, "oracle", n_val=5000) > 0
-    assert transfer.mean_gap(acc, "from scratch", n_val=5000) == 0
-    assert transfer.gain_fall(acc, "oracle", 50, 3000) == pytest.approx(20.0)
-    assert transfer.gain_fall(acc, "oracle", 500, 3000) == pytest.approx(3.0)
+    gaps = transfer.gaps_in_se(acc, n_val=5000)
+    assert list(gaps.columns) == ["oracle"] and gaps.loc[50, "oracle"] > 20 and gaps.loc[3000, "oracle"] == 0
     with pytest.raises(SpecError, match="arm"):
-        transfer.mean_gap(acc, "frozen", n_val=5000)
-    with pytest.raises(SpecError, match="many"):
-        transfer.gain_fall(acc, "oracle", 50, 1000)
+        transfer.gaps_in_se(acc, 5000, base="frozen")
+    ax = transfer.plot_gaps(gaps, "toy").axes[0]
+    assert [line.get_label() for line in ax.lines if not line.get_label().startswith("_")] == ["oracle"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "500", "3000"]
+    assert ax.patches and ax.patches[0].get_label().startswith("within ±2 SE")
 
 
 @pytest.mark.parametrize("call, field", [

@@ -320,34 +320,42 @@ def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[
     return pd.DataFrame(rows)
 
 
-def mean_gap(acc: pd.DataFrame, arm: str, n_val: int, base: str = "from scratch") -> float:
-    """How far `arm` lies above `base` on a labels-by-arm accuracy table (the pivot of
-    `label_curve`), in standard errors of `n_val` validation images (`gap_in_se`),
-    averaged over the label counts: one number for "does this arm beat scratch".
+def gaps_in_se(acc: pd.DataFrame, n_val: int, base: str = "from scratch") -> pd.DataFrame:
+    """Each arm's gap to `base` at every label count of a labels-by-arm accuracy table
+    (the pivot of `label_curve`), in standard errors of `n_val` validation images.
 
     >>> acc = pd.DataFrame({"from scratch": [0.80, 0.90], "tuned": [0.82, 0.90]}, index=[50, 500])
-    >>> round(mean_gap(acc, "tuned", n_val=5000), 2)
-    1.27
+    >>> gaps_in_se(acc, 5000).round(2)["tuned"].tolist()
+    [2.55, 0.0]
     """
     from ..measures import gap_in_se
-    _columns(acc, arm, base)
-    return float(sum(gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index) / len(acc.index))
+    _columns(acc, base)
+    return pd.DataFrame({arm: [gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index]
+                         for arm in acc.columns if arm != base}, index=acc.index)
 
 
-def gain_fall(acc: pd.DataFrame, arm: str, few: int, many: int, base: str = "from scratch") -> float:
-    """How much `arm`'s lead over `base` shrinks from `few` to `many` labels, in
-    accuracy points: positive when the benefit of pretraining fades as labels grow.
+def plot_gaps(gaps: pd.DataFrame, title: str, base: str = "scratch", noise: float = 2.0):
+    """Each arm's gap to `base` (a `gaps_in_se` table) against the label count, with the
+    band of +-`noise` SE in grey: on one accuracy axis from 0 to 1 the arms lie on top
+    of each other, while the lesson is in how far each sits from scratch.
 
-    >>> acc = pd.DataFrame({"from scratch": [0.70, 0.95], "oracle": [0.90, 0.96]}, index=[50, 3000])
-    >>> round(gain_fall(acc, "oracle", 50, 3000), 1)
-    19.0
+    >>> fig = plot_gaps(gaps_in_se(acc, n_val), "mnist 5-9")   # doctest: +SKIP
     """
-    _columns(acc, arm, base)
-    for name, n in (("few", few), ("many", many)):
-        if n not in acc.index:
-            raise SpecError(name, n, f"one of the table's label counts {list(acc.index)}")
-    lead = acc[arm] - acc[base]
-    return float(100 * (lead.loc[few] - lead.loc[many]))
+    from ..plots import LINESTYLES, figure
+    from ..tables import number_text
+    fig, (ax,) = figure(width=6.4, height=4.2)
+    ax.axhspan(-noise, noise, color="0.9", zorder=0, label=f"within ±{noise:g} SE of {base}")
+    ax.axhline(0, color="0.5", lw=0.8)
+    for i, arm in enumerate(gaps.columns):
+        ax.plot(gaps.index, gaps[arm], marker="o", ms=4, ls=LINESTYLES[i % len(LINESTYLES)], label=arm)
+    ax.set_xscale("log")
+    ax.set_xticks(list(gaps.index), [number_text(n, digits=2) for n in gaps.index])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled examples", ylabel=f"val acc gap to {base} (SE)", title=title)
+    # Below the axes, not beside them: the arms' names are long, and beside the axes they
+    # would squeeze the plot to a strip on the gallery's card.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    return fig
 
 
 def _columns(acc: pd.DataFrame, *names: str) -> None:
