@@ -166,17 +166,18 @@ def test_a_cnn_body_transfers_too():
     assert 0 < transfer.weight_change(body, tuned.model, "conv1")
 
 
-def test_mean_gap_and_gain_fall_read_the_label_table():
+def test_gaps_read_the_label_table_and_plot_against_the_noise_band():
+    import matplotlib
+    matplotlib.use("Agg")
     acc = pd.DataFrame({"from scratch": [0.70, 0.90, 0.95], "oracle": [0.90, 0.93, 0.95]}, index=[50, 500, 3000])
-    # gap_in_se at each label count, averaged: a positive arm above scratch, zero against itself
-    assert transfer.mean_gap(acc, "oracle", n_val=5000) > 0
-    assert transfer.mean_gap(acc, "from scratch", n_val=5000) == 0
-    assert transfer.gain_fall(acc, "oracle", 50, 3000) == pytest.approx(20.0)
-    assert transfer.gain_fall(acc, "oracle", 500, 3000) == pytest.approx(3.0)
+    gaps = transfer.gaps_in_se(acc, n_val=5000)
+    assert list(gaps.columns) == ["oracle"] and gaps.loc[50, "oracle"] > 20 and gaps.loc[3000, "oracle"] == 0
     with pytest.raises(SpecError, match="arm"):
-        transfer.mean_gap(acc, "frozen", n_val=5000)
-    with pytest.raises(SpecError, match="many"):
-        transfer.gain_fall(acc, "oracle", 50, 1000)
+        transfer.gaps_in_se(acc, 5000, base="frozen")
+    ax = transfer.plot_gaps(gaps, "toy").axes[0]
+    assert [line.get_label() for line in ax.lines if not line.get_label().startswith("_")] == ["oracle"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "500", "3000"]
+    assert ax.patches and ax.patches[0].get_label().startswith("within ±2 SE")
 
 
 @pytest.mark.parametrize("call, field", [
@@ -256,3 +257,42 @@ def test_notebook_12_dataset_message_lists_cifar10():
     assert "cifar10" not in err.value.allowed
     with pytest.raises(SpecError, match="allow: 'diabetes'"):  # a table cannot go through an image notebook
         start("12_transfer_learning", "smoke", 0, "mnist", allow=("diabetes",))
+
+
+# --- issue 18: fine-tuning in two stages ------------------------------------------------------
+
+def test_two_stage_trains_the_head_on_the_frozen_body_then_every_layer_in_the_same_steps():
+    spec = transfer.labelled_spec(TARGET, 40, steps=10).replace(body_lr_factor=0.1)
+    assert spec.epochs == 5
+    body = transfer.pretrain(SOURCE).model
+    two = transfer.transfer(spec, SOURCE, "two_stage", keep_model=True)
+    head = transfer.transfer(spec.replace(epochs=2, body_lr_factor=1.0), SOURCE, "freeze", keep_model=True)
+    assert two.extra["head_epochs"] == 2 and two.spec.epochs == 3, "half the epochs for the head, the rest for all"
+    assert len(head.steps) + len(two.steps) == len(transfer.transfer(spec, SOURCE, "finetune").steps)
+    assert torch.equal(head.model.fc1.weight, body.fc1.weight), "stage 1 leaves the body as it was"
+    assert transfer.weight_change(body, two.model) > 0, "stage 2 trains the body"
+    assert transfer.weight_change(head.model, two.model, "out") > 0, "and starts from stage 1's head"
+    assert two.extra["head_val_acc"] == head.final["val_acc"]
+    groups = [g["name"] for g in param_groups(two.spec, two.model)]
+    assert groups == ["body", "head"], "stage 2 uses the lower body LR"
+    again = transfer.transfer(spec, SOURCE, "two_stage")   # from the cache
+    assert again.final == two.final
+    random_body = transfer.transfer(spec, SOURCE, "two_stage", pretrained=False)
+    assert random_body.final != two.final
+
+
+@pytest.mark.parametrize("epochs, head_epochs", [(1, None), (4, 0), (4, 4), (4, 1.5)])
+def test_two_stage_refuses_stages_that_leave_one_empty(epochs, head_epochs):
+    with pytest.raises(SpecError) as err:
+        transfer.transfer(TARGET.replace(epochs=epochs), SOURCE, "two_stage", head_epochs=head_epochs)
+    assert err.value.field == ("epochs" if epochs == 1 else "head_epochs")
+
+
+def test_more_batches_per_epoch_means_fewer_epochs_of_the_same_steps():
+    for n in (50, 200, 1000):
+        few_epochs = transfer.labelled_spec(TARGET, n, per_epoch=5)
+        assert few_epochs.batch_size <= n // 5
+        assert 100 <= few_epochs.epochs * (n // few_epochs.batch_size) < 100 + n // few_epochs.batch_size
+    assert transfer.labelled_spec(TARGET, 50, per_epoch=5).epochs < transfer.labelled_spec(TARGET, 50).epochs
+    with pytest.raises(SpecError, match="per_epoch"):
+        transfer.labelled_spec(TARGET, 50, per_epoch=0)

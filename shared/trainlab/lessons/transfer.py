@@ -3,7 +3,8 @@
 The pieces are small and explicit: `pretrain` trains (or loads) a source model,
 `new_head` swaps its output layer for a fresh one sized for the target task,
 `freeze` stops gradients into the pretrained layers, and `transfer` fine-tunes the
-result on the target spec. A different LR for the pretrained body and the new head
+result on the target spec, in one stage or in two (`two_stage`: the new head alone on
+the frozen body, then every layer). A different LR for the pretrained body and the new head
 is the spec field `body_lr_factor` (the optimizer gets two parameter groups, see
 `trainlab.optim.param_groups`). `greedy_layerwise` builds a deep MLP one hidden
 layer at a time (the supervised variant of Bengio et al. 2007). Every run is cached
@@ -35,29 +36,36 @@ from ..run import Run
 from ..spec import TRAIN_SIZES, Spec, SpecError
 from ..sweeps import run_cached
 
-Mode = Literal["scratch", "finetune", "freeze"]
-MODES: tuple[str, ...] = ("scratch", "finetune", "freeze")
+Mode = Literal["scratch", "finetune", "freeze", "two_stage"]
+MODES: tuple[str, ...] = ("scratch", "finetune", "freeze", "two_stage")
 # The dataset each offline dataset is paired with for cross-dataset transfer.
 OTHER = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
 HALVES = {(0, 1, 2, 3, 4): (5, 6, 7, 8, 9), (5, 6, 7, 8, 9): (0, 1, 2, 3, 4)}
 
 
 # --- specs ---------------------------------------------------------------------------
-def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32) -> Spec:
+def labelled_spec(spec: Spec, n: int, steps: int = 100, batch_size: int = 32, per_epoch: int = 2) -> Spec:
     """`spec` trained on `n` labelled examples for about `steps` steps.
 
     With 50 labels an epoch is one or two batches, so the profile's epochs would give
     a handful of steps; here the epochs are set so every label count gets about the
-    same number of steps (batches of at most `batch_size`, and at most n / 2 so an
-    epoch holds at least two).
+    same number of steps (batches of at most `batch_size`, and at most n / `per_epoch`
+    so an epoch holds at least `per_epoch`). Every epoch ends with a pass over the
+    validation set, which for a CNN costs more than the few steps of an epoch: a
+    larger `per_epoch` means fewer, longer epochs.
 
     >>> s = labelled_spec(Spec(classes="5-9"), 50)
     >>> s.train_labels, s.batch_size, s.epochs
     (50, 25, 50)
+    >>> s = labelled_spec(Spec(classes="5-9"), 50, per_epoch=5)
+    >>> s.batch_size, s.epochs
+    (10, 20)
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise SpecError("n", n, "a whole number of labelled examples >= 1 (the target's train_labels)")
-    bs = max(1, min(batch_size, n // 2))
+    if isinstance(per_epoch, bool) or not isinstance(per_epoch, numbers.Integral) or per_epoch < 1:
+        raise SpecError("per_epoch", per_epoch, "a whole number of batches per epoch >= 1")
+    bs = max(1, min(batch_size, n // per_epoch))
     per_epoch = n // bs
     return spec.replace(train_labels=n, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)))
 
@@ -205,7 +213,7 @@ def pretrain(source: Spec) -> Run:
 
 
 def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: str = "out",
-             pretrained: bool = True, keep_model: bool = False) -> Run:
+             pretrained: bool = True, keep_model: bool = False, head_epochs: int | None = None) -> Run:
     """Train the target spec starting from the source's trained body.
 
     - `scratch`: the target's own random init (the same run `fit(target)` gives).
@@ -213,6 +221,9 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
       body's LR is `target.body_lr_factor` times the head's.
     - `freeze`: the pretrained layers before `upto` frozen (default: the whole
       body, so only the new head trains; "fc2" freezes only the first layer).
+    - `two_stage`: `freeze` for `head_epochs` of the target's epochs, then every
+      layer unfrozen and fine-tuned for the rest, the body at
+      `target.body_lr_factor` times the head's LR (see `two_stage`).
 
     `pretrained=False` is the null case: the source's architecture left untrained (a
     random body drawn from another seed), then the same new head and the same
@@ -230,6 +241,8 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     if source is None:
         raise SpecError("source", source, f"a source Spec for mode={mode!r}")
     check_same_architecture(target, source)
+    if mode == "two_stage":
+        return two_stage(target, source, head_epochs, upto, pretrained, keep_model)
     k = target.num_classes
 
     def start() -> nn.Module:
@@ -242,20 +255,61 @@ def transfer(target: Spec, source: Spec | None, mode: Mode = "finetune", upto: s
     return run_cached(target, model=keep_model, start=start, start_tag=f"{tag}|{source.to_json()}")
 
 
+def two_stage(target: Spec, source: Spec, head_epochs: int | None = None, upto: str = "out",
+              pretrained: bool = True, keep_model: bool = False) -> Run:
+    """Fine-tuning in two stages, with as many steps in all as one-stage fine-tuning
+    of `target`: first only the new head trains, on the frozen body, for `head_epochs`
+    (default: half of `target.epochs`, rounded down, at least 1); then every layer
+    trains for the remaining epochs, the body at `target.body_lr_factor` times the
+    head's LR. A random head's first gradients are large and point nowhere in
+    particular; the first stage keeps them out of the pretrained body.
+
+    Each stage is a cached run with its own LR schedule (stage 1 is the `freeze` run
+    of `target` cut to `head_epochs`). The second stage's run is returned, so its
+    `spec.epochs` counts only that stage's epochs; its `final` is the fine-tuned
+    net's.
+
+    >>> two = transfer(labelled_spec(target, 100).replace(body_lr_factor=0.1), source, "two_stage")  # doctest: +SKIP
+    >>> two.spec.epochs + two.extra["head_epochs"] == labelled_spec(target, 100).epochs                # doctest: +SKIP
+    True
+    """
+    if target.epochs < 2:
+        raise SpecError("epochs", target.epochs, "at least 2 for two stages (one for the head, one for every layer)")
+    first = target.epochs // 2 if head_epochs is None else head_epochs
+    if isinstance(first, bool) or not isinstance(first, numbers.Integral) or not 1 <= first < target.epochs:
+        raise SpecError("head_epochs", head_epochs, f"a whole number from 1 to {target.epochs - 1} (the target's "
+                        "epochs less at least one for the second stage)")
+    head = transfer(target.replace(epochs=int(first), body_lr_factor=1.0), source, "freeze", upto=upto,
+                    pretrained=pretrained, keep_model=True)
+
+    def start() -> nn.Module:
+        net = copy.deepcopy(head.model)
+        for p in net.parameters():
+            p.requires_grad_(True)
+        return net
+
+    tag = f"two_stage|{first}|{upto}" + ("" if pretrained else "|random-body")
+    run = run_cached(target.replace(epochs=target.epochs - int(first)), model=keep_model, start=start,
+                     start_tag=f"{tag}|{source.to_json()}")
+    run.extra = {**run.extra, "head_epochs": int(first), "head_val_acc": head.final["val_acc"]}
+    return run
+
+
 def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[str, Any]],
-                steps: int = 100) -> pd.DataFrame:
+                steps: int = 100, per_epoch: int = 2) -> pd.DataFrame:
     """Validation accuracy against the number of labelled target examples: one row per
     (labels, arm), the data of a "labels vs accuracy" plot. Each arm is the keyword
-    arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`), plus, optionally,
-    `body_lr_factor` for the target spec. Every arm at a given label count trains on
-    the same labelled examples for the same steps (`labelled_spec`).
+    arguments of `transfer` (`source`, `mode`, `upto`, `pretrained`, `head_epochs`),
+    plus, optionally, `body_lr_factor` for the target spec. Every arm at a given label
+    count trains on the same labelled examples for the same steps (`labelled_spec`,
+    with `steps` and `per_epoch`).
 
     >>> label_curve(target, [50, 500], {"scratch": dict(mode="scratch"),
     ...                                 "fine-tuned": dict(source=src, mode="finetune")})   # doctest: +SKIP
     """
     rows = []
     for n in labels:
-        spec = labelled_spec(target, n, steps)
+        spec = labelled_spec(target, n, steps, per_epoch=per_epoch)
         for name, arm in arms.items():
             kw = dict(arm)
             arm_spec = spec.replace(body_lr_factor=kw.pop("body_lr_factor", spec.body_lr_factor))
@@ -266,34 +320,42 @@ def label_curve(target: Spec, labels: Iterable[int], arms: Mapping[str, Mapping[
     return pd.DataFrame(rows)
 
 
-def mean_gap(acc: pd.DataFrame, arm: str, n_val: int, base: str = "from scratch") -> float:
-    """How far `arm` lies above `base` on a labels-by-arm accuracy table (the pivot of
-    `label_curve`), in standard errors of `n_val` validation images (`gap_in_se`),
-    averaged over the label counts: one number for "does this arm beat scratch".
+def gaps_in_se(acc: pd.DataFrame, n_val: int, base: str = "from scratch") -> pd.DataFrame:
+    """Each arm's gap to `base` at every label count of a labels-by-arm accuracy table
+    (the pivot of `label_curve`), in standard errors of `n_val` validation images.
 
     >>> acc = pd.DataFrame({"from scratch": [0.80, 0.90], "tuned": [0.82, 0.90]}, index=[50, 500])
-    >>> round(mean_gap(acc, "tuned", n_val=5000), 2)
-    1.27
+    >>> gaps_in_se(acc, 5000).round(2)["tuned"].tolist()
+    [2.55, 0.0]
     """
     from ..measures import gap_in_se
-    _columns(acc, arm, base)
-    return float(sum(gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index) / len(acc.index))
+    _columns(acc, base)
+    return pd.DataFrame({arm: [gap_in_se(acc.loc[n, arm], acc.loc[n, base], n_val) for n in acc.index]
+                         for arm in acc.columns if arm != base}, index=acc.index)
 
 
-def gain_fall(acc: pd.DataFrame, arm: str, few: int, many: int, base: str = "from scratch") -> float:
-    """How much `arm`'s lead over `base` shrinks from `few` to `many` labels, in
-    accuracy points: positive when the benefit of pretraining fades as labels grow.
+def plot_gaps(gaps: pd.DataFrame, title: str, base: str = "scratch", noise: float = 2.0):
+    """Each arm's gap to `base` (a `gaps_in_se` table) against the label count, with the
+    band of +-`noise` SE in grey: on one accuracy axis from 0 to 1 the arms lie on top
+    of each other, while the lesson is in how far each sits from scratch.
 
-    >>> acc = pd.DataFrame({"from scratch": [0.70, 0.95], "oracle": [0.90, 0.96]}, index=[50, 3000])
-    >>> round(gain_fall(acc, "oracle", 50, 3000), 1)
-    19.0
+    >>> fig = plot_gaps(gaps_in_se(acc, n_val), "mnist 5-9")   # doctest: +SKIP
     """
-    _columns(acc, arm, base)
-    for name, n in (("few", few), ("many", many)):
-        if n not in acc.index:
-            raise SpecError(name, n, f"one of the table's label counts {list(acc.index)}")
-    lead = acc[arm] - acc[base]
-    return float(100 * (lead.loc[few] - lead.loc[many]))
+    from ..plots import LINESTYLES, figure
+    from ..tables import number_text
+    fig, (ax,) = figure(width=6.4, height=4.2)
+    ax.axhspan(-noise, noise, color="0.9", zorder=0, label=f"within ±{noise:g} SE of {base}")
+    ax.axhline(0, color="0.5", lw=0.8)
+    for i, arm in enumerate(gaps.columns):
+        ax.plot(gaps.index, gaps[arm], marker="o", ms=4, ls=LINESTYLES[i % len(LINESTYLES)], label=arm)
+    ax.set_xscale("log")
+    ax.set_xticks(list(gaps.index), [number_text(n, digits=2) for n in gaps.index])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled examples", ylabel=f"val acc gap to {base} (SE)", title=title)
+    # Below the axes, not beside them: the arms' names are long, and beside the axes they
+    # would squeeze the plot to a strip on the gallery's card.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    return fig
 
 
 def _columns(acc: pd.DataFrame, *names: str) -> None:
@@ -302,10 +364,11 @@ def _columns(acc: pd.DataFrame, *names: str) -> None:
             raise SpecError("arm", name, f"one of the table's arms {list(acc.columns)}")
 
 
-def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
+def curve_view(source: Spec, steps: int = 100, per_epoch: int = 2) -> Callable[[Spec], Any]:
     """A view for the Explore panel: `view(spec)` trains (or loads) scratch, fine-tuned
     and frozen runs at `spec.train_labels` labels (the fine-tuned body at
-    `spec.body_lr_factor`) and draws their validation accuracy per epoch.
+    `spec.body_lr_factor`) and draws their validation accuracy per epoch; `steps` and
+    `per_epoch` as in `label_curve`.
 
     >>> explore(curve_view(source), target.replace(train_labels=50, batch_size=10),
     ...         train_labels=[20, 50, 200], body_lr_factor=[0.1, 1.0])            # doctest: +SKIP
@@ -313,7 +376,7 @@ def curve_view(source: Spec, steps: int = 100) -> Callable[[Spec], Any]:
     def view(spec: Spec) -> Any:
         from ..plots import curves
         n = spec.train_labels or spec.train_size
-        s = labelled_spec(spec, n, steps)
+        s = labelled_spec(spec, n, steps, per_epoch=per_epoch)
         runs = {"from scratch": transfer(s, None, "scratch"),
                 f"fine-tuned (body LR x{s.body_lr_factor:g})": transfer(s, source, "finetune"),
                 "frozen body, new head only": transfer(s.replace(body_lr_factor=1.0), source, "freeze")}
@@ -388,5 +451,5 @@ def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
 
 
 __all__ = ["MODES", "ARCHITECTURE", "check_same_architecture", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
-           "weight_change", "pretrain", "transfer", "label_curve", "curve_view", "greedy_layerwise",
+           "weight_change", "pretrain", "transfer", "two_stage", "label_curve", "curve_view", "greedy_layerwise",
            "greedy_then_finetune", "from_scratch"]
