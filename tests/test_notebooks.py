@@ -38,8 +38,8 @@ def test_valid_notebook_with_the_projects_kernel(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_class_can_work_through_it(path):
-    """A one-line lesson for the gallery; an Exercises section of 4-6 items before the
-    claims; every claim named after the section it checks."""
+    """A one-line lesson for the gallery; an Exercises section of 4-6 items, each with
+    a collapsed answer, before the claims; every claim named after the section it checks."""
     import re
     nb = json.loads(path.read_text())
     lesson = nb["metadata"].get("trainlab", {}).get("lesson", "")
@@ -49,6 +49,11 @@ def test_a_class_can_work_through_it(path):
     assert len(exercises) == 1, "one '## Exercises' section"
     items = re.findall(r"^\d+\. ", exercises[0], flags=re.M)
     assert 4 <= len(items) <= 6, f"{len(items)} exercises; expected 4-6"
+    # Each exercise carries an answer, collapsed until a reader opens it (JupyterLab and the site).
+    bodies = re.split(r"^\d+\. ", exercises[0], flags=re.M)[1:]
+    unanswered = [i + 1 for i, body in enumerate(bodies)
+                  if not re.search(r"<details>\s*<summary>Answer</summary>\s*\S.*?</details>", body, flags=re.S)]
+    assert not unanswered, f"exercises without a collapsed answer: {unanswered}"
     headings = [line for m in markdown for line in m.splitlines() if line.startswith("## ")]
     assert headings[-2:] == ["## Exercises", headings[-1]] and "claims" in headings[-1].lower(), \
         "Exercises come right before the claims"
