@@ -23,7 +23,7 @@ import copy
 import math
 import numbers
 import re
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 
 import pandas as pd
 import torch
@@ -35,6 +35,9 @@ from ..models import build_model, fresh_model, init_weights  # noqa: F401  (buil
 from ..run import Run
 from ..spec import TRAIN_SIZES, Spec, SpecError
 from ..sweeps import run_cached
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Mode = Literal["scratch", "finetune", "freeze", "two_stage"]
 MODES: tuple[str, ...] = ("scratch", "finetune", "freeze", "two_stage")
@@ -334,7 +337,7 @@ def gaps_in_se(acc: pd.DataFrame, n_val: int, base: str = "from scratch") -> pd.
                          for arm in acc.columns if arm != base}, index=acc.index)
 
 
-def plot_gaps(gaps: pd.DataFrame, title: str, base: str = "scratch", noise: float = 2.0):
+def plot_gaps(gaps: pd.DataFrame, title: str, base: str = "scratch", noise: float = 2.0) -> "Figure":
     """Each arm's gap to `base` (a `gaps_in_se` table) against the label count, with the
     band of +-`noise` SE in grey: on one accuracy axis from 0 to 1 the arms lie on top
     of each other, while the lesson is in how far each sits from scratch.
@@ -450,6 +453,6 @@ def from_scratch(spec: Spec, keep_model: bool = False) -> Run:
     return run_cached(spec, model=keep_model)
 
 
-__all__ = ["MODES", "ARCHITECTURE", "check_same_architecture", "labelled_spec", "source_spec", "val_size", "new_head", "freeze",
-           "weight_change", "pretrain", "transfer", "two_stage", "label_curve", "curve_view", "greedy_layerwise",
-           "greedy_then_finetune", "from_scratch"]
+__all__ = ["MODES", "ARCHITECTURE", "check_same_architecture", "labelled_spec", "source_spec", "val_size", "new_head",
+           "freeze", "weight_change", "pretrain", "transfer", "two_stage", "label_curve", "gaps_in_se", "plot_gaps",
+           "curve_view", "greedy_layerwise", "greedy_then_finetune", "from_scratch"]
