@@ -40,13 +40,22 @@ Outcome = tuple[Any, Any, "str | None"]
 def train_remote(spec: Spec, max_threads: int | None = None) -> Run:
     """Train one spec in whatever process this runs in, and return the Run without
     its model (the model is large and the collector does not need it)."""
-    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
     from .train import fit
-    if max_threads is None:
-        max_threads = _dask_worker_share()
-    run = fit(spec, progress=False, max_threads=max_threads)
-    run.model = None
-    return run
+    return _without_models([fit(spec, progress=False, max_threads=_threads(max_threads))])[0]
+
+
+def _threads(max_threads: int | None) -> int | None:
+    """What a remote task may use: the caller's share, or on a Dask worker the cores
+    divided among its slots. Remote tasks never draw progress bars."""
+    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
+    return max_threads if max_threads is not None else _dask_worker_share()
+
+
+def _without_models(runs: list[Run]) -> list[Run]:
+    """The runs as the collector needs them: models are large and stay where they trained."""
+    for run in runs:
+        run.model = None
+    return runs
 
 
 def train_unit(unit: "Spec | tuple[Spec, ...]", max_threads: int | None = None) -> list[Run]:
@@ -56,12 +65,8 @@ def train_unit(unit: "Spec | tuple[Spec, ...]", max_threads: int | None = None) 
     cluster take stacks as they take single runs."""
     if not isinstance(unit, tuple):
         return [train_remote(unit, max_threads)]
-    os.environ.setdefault("TRAINLAB_PROGRESS", "0")
     from .stacked import fit_stacked
-    runs = fit_stacked(list(unit), max_threads=max_threads if max_threads is not None else _dask_worker_share())
-    for run in runs:
-        run.model = None
-    return runs
+    return _without_models(fit_stacked(list(unit), max_threads=_threads(max_threads)))
 
 
 def _dask_worker_share() -> int | None:
