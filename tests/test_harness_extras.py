@@ -80,6 +80,25 @@ def test_claims_hold_fail_and_record(tmp_path, monkeypatch):
     ok.report()  # no raise
 
 
+def test_exercise_answers_are_checked_apart_from_the_claims(tmp_path, monkeypatch):
+    from trainlab.report import summarize_claims
+    monkeypatch.setenv("TRAINLAB_CLAIMS_DIR", str(tmp_path))
+    c = Claims("nb", "smoke", 0)
+    c.check("lesson", 2.0, ">", 1.0)
+    assert c.answer(2, "about 0.031", 0.0312, "<", 0.04) and not c.answer(3, "blows up", 10.0, ">", 1e5, log=True)
+    assert list(c.answer_table(2)["claim"]) == ["Exercise 2: about 0.031"] and len(c.answer_table()) == 2
+    assert c.answer_that(2, "rows unchanged", True) and c.answers[-1]["spare_unit"] == "yes/no"
+    assert len(c.table) == 1   # answers are not lesson claims
+    with pytest.raises(AssertionError, match=r"^1 of 3 exercise answers failed:\n  Exercise 3: blows up"):
+        c.report()
+    saved = json.loads((tmp_path / "nb-smoke-seed0.json").read_text())
+    assert [r["held"] for r in saved["claims"]] == [True] and [r["held"] for r in saved["answers"]] == [True, False, True]
+    assert summarize_claims(tmp_path, "smoke").loc[("nb", "Exercise 3: blows up"), "held"] == 0
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match=f"exercise: {bad!r} is not allowed"):
+            c.answer(bad, "x", 1.0, "<", 2.0)
+
+
 def test_profiles(monkeypatch):
     assert base_spec("smoke").subset == PROFILES["smoke"]["subset"]
     assert base_spec("quick", depth=5).depth == 5

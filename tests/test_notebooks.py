@@ -54,6 +54,19 @@ def test_a_class_can_work_through_it(path):
     unanswered = [i + 1 for i, body in enumerate(bodies)
                   if not re.search(r"<details>\s*<summary>Answer</summary>\s*\S.*?</details>", body, flags=re.S)]
     assert not unanswered, f"exercises without a collapsed answer: {unanswered}"
+    # An answer whose numbers a cell measures points to that cell ("Exercise N, measured"),
+    # which checks them (claims.answer) and is folded in JupyterLab and on the site.
+    for cell in nb["cells"]:
+        body = "".join(cell["source"])
+        measured = sorted({int(n) for n in re.findall(r"claims\.answer(?:_that)?\(\s*(\d+)", body)})
+        if cell["cell_type"] != "code" or not measured:
+            continue
+        assert body.startswith(f"# Exercise {measured[0]}, measured") and len(measured) == 1, \
+            f"one measured answer per cell, named in its first line: {body[:60]!r}"
+        assert "hide-cell" in cell["metadata"].get("tags", []) and cell["metadata"].get("jupyter", {}) == \
+            {"source_hidden": True, "outputs_hidden": True}, f"exercise {measured[0]}'s measured answer is folded"
+        assert measured[0] <= len(bodies) and f'"Exercise {measured[0]}, measured"' in bodies[measured[0] - 1], \
+            f"exercise {measured[0]}'s answer points to the cell that measures it"
     headings = [line for m in markdown for line in m.splitlines() if line.startswith("## ")]
     assert headings[-2:] == ["## Exercises", headings[-1]] and "claims" in headings[-1].lower(), \
         "Exercises come right before the claims"

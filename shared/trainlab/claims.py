@@ -21,6 +21,11 @@ The standard every claim meets (notebooks/CONTRIBUTING.md says more):
 >>> claims.check("3. Depth 20: He beats N(0,1) (val acc gap, in standard errors)", 9.1, ">", 3)
 True
 >>> claims.report()                                      # doctest: +SKIP
+
+An exercise's answer that states a number the notebook can measure is checked the
+same way, with `answer`: it fails `report()` like a claim, but is kept apart from the
+lesson's claims (not counted in "claims held"), since it checks the answer's text,
+not the lesson.
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ class Claims:
     def __init__(self, notebook: str, profile: str = "", seed: int | None = None, dataset: str = ""):
         self.notebook, self.profile, self.seed, self.dataset = notebook, profile, seed, dataset
         self.rows: list[dict] = []
+        self.answers: list[dict] = []
 
     def check(self, claim: str, measured: float, op: str, threshold: float, *, log: bool = False) -> bool:
         """Record `measured op threshold`; NaN never holds. Returns whether it held.
@@ -57,15 +63,30 @@ class Claims:
         quantities that span orders of magnitude (an activation std of 7.9e-16
         against 1e-6), in orders of magnitude.
         """
-        if op not in OPS:
-            raise ValueError(f"op: {op!r} is not allowed; expected one of {', '.join(OPS)}")
-        measured, threshold = float(measured), float(threshold)
-        held = math.isfinite(measured) and OPS[op](measured, threshold)
-        sign = 1.0 if op.startswith(">") else -1.0
-        margin = sign * (measured - threshold)
-        self.rows.append({"claim": claim, "measured": measured, "op": op, "threshold": threshold,
-                          "margin": margin, "held": held, "spare": _spare(measured, threshold, sign, log),
-                          "spare_unit": "orders of magnitude" if log else "of the threshold"})
+        held, row = _row(claim, measured, op, threshold, log)
+        self.rows.append(row)
+        return held
+
+    def answer(self, exercise: int, what: str, measured: float, op: str, threshold: float, *,
+               log: bool = False) -> bool:
+        """Check a number that exercise `exercise`'s written answer states, measured by
+        the notebook: `report()` fails on it as on a claim and the saved record lists it
+        under "answers", so `python -m trainlab claims` follows it over seeds too. It is
+        not one of the lesson's claims and is not counted as one.
+
+        >>> Claims("07_learning_rate").answer(1, "at lr 2.0, |w| after 6 steps", 1.0, "<=", 1.0)
+        True
+        """
+        if not (isinstance(exercise, int) and exercise >= 1):
+            raise ValueError(f"exercise: {exercise!r} is not allowed; expected the exercise's number, 1 or more")
+        held, row = _row(f"Exercise {exercise}: {what}", measured, op, threshold, log)
+        self.answers.append(row)
+        return held
+
+    def answer_that(self, exercise: int, what: str, condition: bool) -> bool:
+        """Check a yes/no statement of exercise `exercise`'s answer (see `answer`)."""
+        held = self.answer(exercise, what, float(bool(condition)), ">=", 1.0)
+        self.answers[-1].update(spare=math.nan, spare_unit="yes/no")
         return held
 
     def that(self, claim: str, condition: bool) -> bool:
@@ -78,10 +99,12 @@ class Claims:
     def table(self) -> pd.DataFrame:
         """One row per claim: what was measured, the bound, and the margin as a reader
         judges it (`to spare`)."""
-        t = pd.DataFrame(self.rows, columns=["claim", "measured", "op", "threshold", "margin", "held",
-                                             "spare", "spare_unit"])
-        t["to spare"] = [margin_text(r) for r in self.rows]
-        return t[["claim", "measured", "op", "threshold", "to spare", "held"]]
+        return _frame(self.rows)
+
+    def answer_table(self, exercise: int | None = None) -> pd.DataFrame:
+        """The checked answers (of one exercise, if given), in the same columns as `table`."""
+        prefix = f"Exercise {exercise}: " if exercise is not None else "Exercise "
+        return _frame([r for r in self.answers if r["claim"].startswith(prefix)])
 
     def report(self):
         """Save (if asked; as strict JSON, NaN and inf written as null), raise
@@ -92,17 +115,40 @@ class Claims:
             path = Path(out) / record_name(self.notebook, self.profile, self.dataset, self.seed)
             text = json.dumps({"notebook": self.notebook, "profile": self.profile,
                                "dataset": self.dataset, "seed": self.seed,
-                               "claims": _json_safe(self.rows)}, indent=1, allow_nan=False)
+                               "claims": _json_safe(self.rows), "answers": _json_safe(self.answers)},
+                              indent=1, allow_nan=False)
             path.parent.mkdir(parents=True, exist_ok=True)
             # Atomically: a kernel killed mid-write must not leave a torn record for the summary.
             atomic_write(path, lambda f: f.write(text.encode("utf-8")))
         failed = [r for r in self.rows if not r["held"]]
-        if failed:
+        wrong = [r for r in self.answers if not r["held"]]
+        if failed or wrong:
             lines = [f"  {r['claim']}: measured {r['measured']:.4g}, needed {r['op']} {r['threshold']:.4g}"
-                     for r in failed]
-            raise AssertionError(f"{len(failed)} of {len(self.rows)} claims failed:\n" + "\n".join(lines))
+                     for r in failed + wrong]
+            counts = [f"{len(failed)} of {len(self.rows)} claims"] if failed else []
+            counts += [f"{len(wrong)} of {len(self.answers)} exercise answers"] if wrong else []
+            raise AssertionError(" and ".join(counts) + " failed:\n" + "\n".join(lines))
         from .tables import pretty
         return pretty(self.table, digits=4).set_properties(subset=["claim"], **{"text-align": "left"})
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    t = pd.DataFrame(rows, columns=["claim", "measured", "op", "threshold", "margin", "held", "spare", "spare_unit"])
+    t["to spare"] = [margin_text(r) for r in rows]
+    return t[["claim", "measured", "op", "threshold", "to spare", "held"]]
+
+
+def _row(claim: str, measured: float, op: str, threshold: float, log: bool) -> tuple[bool, dict]:
+    """Whether `measured op threshold` holds (NaN never does), and the row that records it."""
+    if op not in OPS:
+        raise ValueError(f"op: {op!r} is not allowed; expected one of {', '.join(OPS)}")
+    measured, threshold = float(measured), float(threshold)
+    held = math.isfinite(measured) and OPS[op](measured, threshold)
+    sign = 1.0 if op.startswith(">") else -1.0
+    return held, {"claim": claim, "measured": measured, "op": op, "threshold": threshold,
+                  "margin": sign * (measured - threshold), "held": held,
+                  "spare": _spare(measured, threshold, sign, log),
+                  "spare_unit": "orders of magnitude" if log else "of the threshold"}
 
 
 def record_name(notebook: str, profile: str, dataset: str, seed: int | None) -> str:

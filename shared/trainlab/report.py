@@ -211,7 +211,7 @@ def summarize_claims(claims_dir: Path, profile: str, runs: Iterable[tuple[str, s
         files = sorted({f for nb, dataset, seed in runs for f in _record_paths(claims_dir, profile, nb, dataset, seed)
                         if f.is_file()})
     rows = [dict(r, notebook=d["notebook"], seed=d["seed"], dataset=d.get("dataset", ""))
-            for f in files for d in [read_record(f)] if d is not None for r in d["claims"]]
+            for f in files for d in [read_record(f)] if d is not None for r in d["claims"] + d.get("answers", [])]
     keys = ["notebook", "claim"]
     columns = ["held", "seeds", "op", "threshold", "worst", "min_margin", "to_spare", "worst_run"]
     if not rows:  # every notebook failed before its claims cell: an empty summary, not a crash

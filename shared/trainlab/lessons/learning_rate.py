@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 
 from .. import plots
@@ -69,6 +70,25 @@ class _ExponentialLR(Callback):
         self.best = min(self.best, smoothed)
         if not math.isfinite(smoothed) or smoothed > self.stop_factor * self.best or i + 1 >= len(self.lrs):
             learner.stop = True
+
+
+def quadratic_steps(lr: float, curvature: float = 1.0, steps: int = 6) -> list[float]:
+    """w after each of `steps` steps of torch's SGD on the loss curvature·w²/2 from
+    w = 1 (float32): every step multiplies w by (1 − lr·curvature), so it converges for
+    lr below 2/curvature and grows without bound above it.
+
+    >>> quadratic_steps(1.5, steps=3)
+    [-0.5, 0.25, -0.125]
+    """
+    w = torch.ones(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=lr)
+    path = []
+    for _ in range(steps):
+        opt.zero_grad()
+        (curvature * w ** 2 / 2).sum().backward()
+        opt.step()
+        path.append(w.item())
+    return path
 
 
 def lr_find(spec: Spec, start: float = 1e-5, end: float = 10.0, steps: int = 100,

@@ -9,6 +9,10 @@ move of the curve, not of the axis.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import pandas as pd
+import torch
 from matplotlib.figure import Figure
 
 from .. import plots
@@ -29,3 +33,24 @@ def init_view(spec: Spec) -> Figure:
     fig.suptitle(f"at initialisation, depth {spec.depth}")
     fig.tight_layout()
     return fig
+
+
+def signal_norms(n: int, stds: Mapping[str, float], seed: int, matrices: int = 50, every: int = 10) -> pd.DataFrame:
+    """The norm of a signal of norm 1 sent through `matrices` random n × n matrices with
+    N(0, std²) entries, after every `every`-th one: one row per std (labelled by its
+    key), all drawn in order from one generator seeded with `seed`. Each matrix scales
+    the norm by about std·√n, so only std = 1/√n keeps it of order 1.
+
+    >>> signal_norms(256, {"std 1/√256": 256 ** -0.5}, seed=0).shape
+    (1, 5)
+    """
+    torch.manual_seed(seed)
+    rows = {}
+    for label, std in stds.items():
+        h = torch.ones(n) / n ** 0.5
+        after = []
+        for _ in range(matrices):
+            h = (std * torch.randn(n, n)) @ h
+            after.append(h.norm().item())
+        rows[label] = after[every - 1::every]
+    return pd.DataFrame(rows, index=[f"after {k}" for k in range(every, matrices + 1, every)]).T.rename_axis("entries")
