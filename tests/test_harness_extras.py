@@ -86,7 +86,7 @@ def test_exercise_answers_are_checked_apart_from_the_claims(tmp_path, monkeypatc
     c = Claims("nb", "smoke", 0)
     c.check("lesson", 2.0, ">", 1.0)
     assert c.answer(2, "about 0.031", 0.0312, "<", 0.04) and not c.answer(3, "blows up", 10.0, ">", 1e5, log=True)
-    assert list(c.answer_table(2)["claim"]) == ["Exercise 2: about 0.031"] and len(c.answer_table()) == 2
+    assert list(c.answer_table(2)["answer"]) == ["Exercise 2: about 0.031"] and len(c.answer_table()) == 2
     assert c.answer_that(2, "rows unchanged", True) and c.answers[-1]["spare_unit"] == "yes/no"
     assert len(c.table) == 1   # answers are not lesson claims
     with pytest.raises(AssertionError, match=r"^1 of 3 exercise answers failed:\n  Exercise 3: blows up"):

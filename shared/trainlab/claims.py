@@ -102,9 +102,10 @@ class Claims:
         return _frame(self.rows)
 
     def answer_table(self, exercise: int | None = None) -> pd.DataFrame:
-        """The checked answers (of one exercise, if given), in the same columns as `table`."""
+        """The checked answers (of one exercise, if given), in the columns of `table`, the
+        first named `answer`."""
         prefix = f"Exercise {exercise}: " if exercise is not None else "Exercise "
-        return _frame([r for r in self.answers if r["claim"].startswith(prefix)])
+        return _frame([r for r in self.answers if r["claim"].startswith(prefix)]).rename(columns={"claim": "answer"})
 
     def report(self):
         """Save (if asked; as strict JSON, NaN and inf written as null), raise
