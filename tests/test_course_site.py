@@ -74,6 +74,23 @@ def test_prepare_takes_out_what_a_reader_should_not_see_and_makes_numbered_figur
     assert "{term}`SE <SE>`" in page["cells"][0]["source"] and page["cells"][0]["source"].count("{term}") == 2
 
 
+def test_a_bar_on_stdout_goes_but_the_text_around_it_stays_and_a_figure_without_words_says_so(tmp_path):
+    from trainlab.course_site import NO_DESCRIPTION
+    nb = notebook(code("go()", [
+        {"output_type": "stream", "name": "stdout",
+         "text": "before\ntrain:  17%|#6   | 3/18 [00:00<?, ?it/s]\rtrain: 100%|#####| 18/18 [00:01<00:00]\nafter\n"},
+        {"output_type": "stream", "name": "stdout", "text": "sweep: 50%|##  | 1/2 [00:00<?, ?run/s]\n"},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"image/png": PNG, "text/plain": "<IPython.core.display.Image object>"}},
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": PNG, "text/plain": "two\n\nparagraphs"}},
+    ]))
+    page = prepare(nb, "01_x", tmp_path / "figures", [])
+    assert [o["text"] for o in page["cells"][0]["outputs"]] == ["before\nafter\n"]
+    first, second = page["cells"][1]["source"], page["cells"][2]["source"]
+    assert f'alt: "Figure 1 of 01_x ({NO_DESCRIPTION})."' in first and "IPython" not in first
+    assert 'alt: "two paragraphs"' in second and "**Figure 2.** two paragraphs" in second
+
+
 def test_a_notebook_with_an_error_makes_no_site(tmp_path):
     nb = executed()
     nb["cells"][3]["outputs"].append({"output_type": "error", "ename": "ValueError", "evalue": "bad lr",
@@ -124,6 +141,25 @@ def test_the_site_command_names_a_bad_folder_before_any_work(tmp_path):
     assert done.returncode == 2
     assert "from" in done.stderr and str(tmp_path) in done.stderr and "executed notebooks" in done.stderr
     assert not (tmp_path / "site").exists()
+
+
+def test_the_site_command_says_which_tool_is_missing_before_any_work(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from trainlab import cli
+    (tmp_path / "00_x.ipynb").write_text(json.dumps(executed()))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "myst_nb" else real(m, *a))
+    assert cli.main(["site", "--from", str(tmp_path), "--pages", str(REPO / "notebooks"),
+                     "--out", str(tmp_path / "site")]) == 2
+    assert "myst_nb, which is not installed" in capsys.readouterr().err and not (tmp_path / "site").exists()
+
+
+def test_an_acronym_links_in_its_own_case_only_and_words_in_any_case():
+    terms = glossary_terms("```{glossary}\nLR | learning rate\n  x\n```")
+    assert link_terms("set lr to 0.1", terms, set()) == "set lr to 0.1"
+    assert link_terms("The Learning rate", terms, set()) == "The {term}`Learning rate <LR>`"
+    assert link_terms("The LR", terms, set()) == "The {term}`LR <LR>`"
 
 
 def test_a_figure_describes_itself_in_words():

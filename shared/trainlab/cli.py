@@ -140,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             check_out_dir(Path(args.out))  # a file there would fail only after the first notebook ran
         elif args.command == "site":
-            from .course_site import check_inputs
-            check_inputs(Path(args.source), Path(args.pages))
+            from .course_site import SiteError, check_inputs
+            try:
+                check_inputs(Path(args.source), Path(args.pages))
+            except SiteError as e:  # the site's tools are missing: nothing to fix in the arguments
+                print(f"trainlab: {e}", file=sys.stderr)
+                return 2
             check_out_dir(Path(args.out))
         elif args.command == "fetch":
             for name in args.datasets:

@@ -37,6 +37,8 @@ from .gallery import STYLE, Entry, _card
 from .spec import SpecError
 
 HIDDEN_TAGS = ("parameters", "injected-parameters")
+# What a figure's alt text says when its output carried no description (the browser test looks for it).
+NO_DESCRIPTION = "no description was recorded"
 # tqdm's text form: "train:  17%|#6        | 3/18 [00:00<?, ?run/s]"
 PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d*")
 WIDGET_MIME = ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json")
@@ -66,7 +68,8 @@ nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json
 
 
 class SiteError(ValueError):
-    """The notebooks cannot make a site (one of them failed, or none was given)."""
+    """The notebooks cannot make a site: one of them failed, the site's tools are not
+    installed, or Sphinx could not build it."""
 
 
 @dataclass
@@ -89,9 +92,10 @@ def glossary_terms(glossary: str) -> list[Term]:
     for line, is_term in _glossary_lines(glossary):
         if is_term:
             names = [n.strip() for n in line.split("|") if n.strip()]
-            alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-            flags = 0 if all(n.isupper() for n in names) else re.IGNORECASE
-            terms.append(Term(names[0], re.compile(rf"(?<![\w-])({alternatives})(?![\w-])", flags)))
+            # an acronym keeps its case ("SE", not "se"); words match in any case
+            alternatives = "|".join(f"(?-i:{re.escape(n)})" if n.isupper() else re.escape(n)
+                                    for n in sorted(names, key=len, reverse=True))
+            terms.append(Term(names[0], re.compile(rf"(?<![\w-])({alternatives})(?![\w-])", re.IGNORECASE)))
     return terms
 
 
@@ -158,7 +162,7 @@ def _text(value) -> str:
 
 def _figure_cell(path: str, alt: str, name: str, number: int) -> dict:
     """A markdown cell holding figure `number` of its page, with its caption and alt text."""
-    source = (f"```{{figure}} {path}\n---\nalt: {json.dumps(alt)}\nname: {name}\n---\n"
+    source = (f"```{{figure}} {path}\n---\nalt: {json.dumps(alt, ensure_ascii=False)}\nname: {name}\n---\n"
               f"**Figure {number}.** {_escape_markdown(alt)}\n```\n")
     return {"cell_type": "markdown", "id": name, "metadata": {}, "source": source}
 
@@ -178,7 +182,6 @@ def prepare(nb: dict, name: str, figures: Path, terms: list[Term]) -> dict:
         cell = json.loads(json.dumps(cell))
         if cell["cell_type"] == "markdown":
             cell["source"] = link_terms(_text(cell["source"]), terms, linked)
-            cell.get("metadata", {}).pop("attachments", None)
             cells.append(cell)
             continue
         if cell["cell_type"] != "code":
@@ -191,10 +194,13 @@ def prepare(nb: dict, name: str, figures: Path, terms: list[Term]) -> dict:
                 raise SiteError(f"{name}: cell {index} failed ({out.get('ename')}: {out.get('evalue')}); "
                                 "a site is built from notebooks that ran cleanly: fix it and run `make run` again")
             if kind == "stream":
-                text = _text(out.get("text", ""))
-                if out.get("name") == "stderr" or PROGRESS.search(text):
+                if out.get("name") == "stderr":
                     continue
-                kept.append(out)
+                # tqdm redraws a bar with \r: drop the bar's lines, keep the text printed around it
+                lines = re.split(r"(?<=\n)|\r", _text(out.get("text", "")))
+                text = "".join(line for line in lines if not PROGRESS.search(line))
+                if text.strip():
+                    kept.append({**out, "text": text})
                 continue
             data = out.get("data", {})
             plain = _text(data.get("text/plain", ""))
@@ -206,8 +212,9 @@ def prepare(nb: dict, name: str, figures: Path, terms: list[Term]) -> dict:
                 figures.mkdir(parents=True, exist_ok=True)
                 file = figures / f"{name}-{n_figures}.png"
                 file.write_bytes(base64.b64decode(_text(data["image/png"]).replace("\n", "")))
-                alt = plain.strip() if plain.strip() and not plain.startswith("<Figure") else \
-                    f"Figure {n_figures} of {name} (no description was recorded)."
+                alt = " ".join(plain.split())
+                if not alt or (alt.startswith("<") and alt.endswith(">")):  # an object's repr describes nothing
+                    alt = f"Figure {n_figures} of {name} ({NO_DESCRIPTION})."
                 moved.append(_figure_cell(f"{figures.name}/{file.name}", alt, f"fig-{name}-{n_figures}", n_figures))
                 continue
             kept.append(out)
@@ -231,7 +238,7 @@ def _landing(course: str, entries: list[Entry], pages: list[str]) -> str:
 
 def check_inputs(executed_dir: Path, pages_dir: Path) -> list[Path]:
     """The executed notebooks to build from; raises SpecError naming the flag when a
-    folder is missing what the site needs, or when the site's tools are not installed."""
+    folder is missing what the site needs, and SiteError when the site's tools are not installed."""
     notebooks = sorted(p for p in Path(executed_dir).glob("*.ipynb") if not p.name.startswith("."))
     if not notebooks:
         raise SpecError("from", str(executed_dir), "a folder of executed notebooks (`make run` writes reports/)")
@@ -241,7 +248,8 @@ def check_inputs(executed_dir: Path, pages_dir: Path) -> list[Path]:
     import importlib.util
     missing = [m for m in ("sphinx", "myst_nb", "sphinx_book_theme") if importlib.util.find_spec(m) is None]
     if missing:
-        raise SpecError("site tools", ", ".join(missing), 'installed: pip install -e ".[dev]" (make install does it)')
+        raise SiteError(f"the site needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                        'installed: pip install -e ".[dev]" (make install does it)')
     return notebooks
 
 
