@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -177,13 +177,27 @@ def _grad_norms(m: Measured) -> pd.Series:
     return m.steps["grad_norm"].replace([math.inf, -math.inf], math.nan).dropna() if len(m.steps) else pd.Series()
 
 
+def growth_and_change(grad_norms: Sequence[float]) -> tuple[float, float]:
+    """How a run's gradient norm moves: the median of its last tenth of steps over the
+    median of its first tenth, and the median relative change from one step to the
+    next. Gradients that are never cleared grow and change smoothly; fresh minibatch
+    gradients do neither.
+
+    >>> growth_and_change([1.0, 1.0, 2.0, 2.0])
+    (2.0, 0.0)
+    """
+    g = np.asarray(grad_norms, dtype=float)
+    tenth = max(2, len(g) // 10)
+    growth = float(np.median(g[-tenth:]) / max(np.median(g[:tenth]), 1e-12))
+    change = float(np.median(np.abs(np.diff(g)) / np.maximum(g[1:], 1e-12)))
+    return growth, change
+
+
 def check_gradients_accumulate(m: Measured) -> Finding | None:
     g = _grad_norms(m).to_numpy()
     if len(g) < 20:
         return None
-    tenth = max(2, len(g) // 10)
-    growth = float(np.median(g[-tenth:]) / max(np.median(g[:tenth]), 1e-12))
-    change = float(np.median(np.abs(np.diff(g)) / np.maximum(g[1:], 1e-12)))
+    growth, change = growth_and_change(g)
     if not (growth > GROWTH_FACTOR and change < SMOOTH_CHANGE):
         return None
     return Finding("gradients_accumulate", {"grad_norm_growth": growth, "median_step_to_step_change": change,
