@@ -35,7 +35,7 @@ def batch_mean_spread(seed: int, sizes: Sequence[int] = (16, 64, 256), means: in
     ['batch size B', 'std of 1000 batch means', '1 / sqrt(B)']
     """
     torch.manual_seed(seed)
-    population = torch.empty(100_000).exponential_()
-    spread = [population[torch.randint(len(population), (means, B))].mean(dim=1).std().item() for B in sizes]
+    population = torch.empty(100_000, device="cpu").exponential_()   # a plain-torch demo: CPU on purpose
+    spread = [population[torch.randint(len(population), (means, B), device="cpu")].mean(dim=1).std().item() for B in sizes]
     return pd.DataFrame({"batch size B": list(sizes), f"std of {means} batch means": spread,
                          "1 / sqrt(B)": [B ** -0.5 for B in sizes]})

@@ -80,7 +80,7 @@ def quadratic_steps(lr: float, curvature: float = 1.0, steps: int = 6) -> list[f
     >>> quadratic_steps(1.5, steps=3)
     [-0.5, 0.25, -0.125]
     """
-    w = torch.ones(1, requires_grad=True)
+    w = torch.ones(1, requires_grad=True, device="cpu")   # one number: the CPU on purpose
     opt = torch.optim.SGD([w], lr=lr)
     path = []
     for _ in range(steps):

@@ -380,7 +380,7 @@ def centred_difference_error(h: float, dtype: torch.dtype = torch.float64, w: fl
     '3e-11'
     """
     f = lambda v: torch.sin(v) * v ** 2   # noqa: E731  (the function under test, in one line)
-    at = torch.tensor(w, dtype=dtype)
+    at = torch.tensor(w, dtype=dtype, device="cpu")   # one number: the CPU on purpose
     numeric = (f(at + h) - f(at - h)) / (2 * h)
     exact = torch.cos(at) * at ** 2 + 2 * at * torch.sin(at)
     return (abs(numeric - exact) / max(abs(numeric), abs(exact))).item()

@@ -47,10 +47,10 @@ def signal_norms(n: int, stds: Mapping[str, float], seed: int, matrices: int = 5
     torch.manual_seed(seed)
     rows = {}
     for label, std in stds.items():
-        h = torch.ones(n) / n ** 0.5
+        h = torch.ones(n, device="cpu") / n ** 0.5   # a plain-torch demo: the CPU on purpose
         after = []
         for _ in range(matrices):
-            h = (std * torch.randn(n, n)) @ h
+            h = (std * torch.randn(n, n, device="cpu")) @ h
             after.append(h.norm().item())
         rows[label] = after[every - 1::every]
     return pd.DataFrame(rows, index=[f"after {k}" for k in range(every, matrices + 1, every)]).T.rename_axis("entries")
