@@ -63,10 +63,19 @@ def test_a_class_can_work_through_it(path):
             continue
         assert body.startswith(f"# Exercise {measured[0]}, measured") and len(measured) == 1, \
             f"one measured answer per cell, named in its first line: {body[:60]!r}"
-        assert "hide-cell" in cell["metadata"].get("tags", []) and cell["metadata"].get("jupyter", {}) == \
-            {"source_hidden": True, "outputs_hidden": True}, f"exercise {measured[0]}'s measured answer is folded"
+        # Folded on the site; not in Lab, where a folded input has no prompt to show that it ran
+        assert "hide-cell" in cell["metadata"].get("tags", []) and "jupyter" not in cell["metadata"], \
+            f"exercise {measured[0]}'s measured answer is tagged hide-cell, and not folded in Lab"
         assert measured[0] <= len(bodies) and f'"Exercise {measured[0]}, measured"' in bodies[measured[0] - 1], \
             f"exercise {measured[0]}'s answer points to the cell that measures it"
+    # ... and sits in the Exercises section, before the claims' heading
+    section = ""
+    for cell in nb["cells"]:
+        body = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            section = next((line for line in reversed(body.splitlines()) if line.startswith("## ")), section)
+        elif re.search(r"claims\.answer(?:_that)?\(", body):
+            assert section == "## Exercises", f"a measured answer sits under {section!r}, not '## Exercises'"
     headings = [line for m in markdown for line in m.splitlines() if line.startswith("## ")]
     assert headings[-2:] == ["## Exercises", headings[-1]] and "claims" in headings[-1].lower(), \
         "Exercises come right before the claims"
