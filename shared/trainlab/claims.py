@@ -86,13 +86,13 @@ class Claims:
     def answer_that(self, exercise: int, what: str, condition: bool) -> bool:
         """Check a yes/no statement of exercise `exercise`'s answer (see `answer`)."""
         held = self.answer(exercise, what, float(bool(condition)), ">=", 1.0)
-        self.answers[-1].update(spare=math.nan, spare_unit="yes/no")
+        _as_yes_no(self.answers[-1])
         return held
 
     def that(self, claim: str, condition: bool) -> bool:
         """Record a yes/no claim."""
         held = self.check(claim, float(bool(condition)), ">=", 1.0)
-        self.rows[-1].update(spare=math.nan, spare_unit="yes/no")
+        _as_yes_no(self.rows[-1])
         return held
 
     @property
@@ -131,6 +131,11 @@ class Claims:
             raise AssertionError(" and ".join(counts) + " failed:\n" + "\n".join(lines))
         from .tables import pretty
         return pretty(self.table, digits=4).set_properties(subset=["claim"], **{"text-align": "left"})
+
+
+def _as_yes_no(row: dict) -> None:
+    """A recorded row read as yes/no: no margin to spare, only whether it held."""
+    row.update(spare=math.nan, spare_unit="yes/no")
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
