@@ -57,7 +57,7 @@ EXPLODING_NORM = 1e3
 CHANCE_LOSS_SHARE, CHANCE_ACC_FACTOR = 0.97, 2.0
 # Gradients that pile up (no zero_grad): the recorded norm is that of a running sum, so
 # it grows (last tenth of the run over the first) and changes little from step to step
-# (healthy minibatch gradients differ by 10-25% between steps).
+# (healthy minibatch gradients differ by 10-30% between steps).
 GROWTH_FACTOR, SMOOTH_CHANGE = 4.0, 0.1
 # Two evaluations of the same batch in eval mode agree to float precision; a change of a
 # millionth of the outputs' spread is already more than rounding explains.
